@@ -1,0 +1,36 @@
+"""The dense masked kernel: full `(T, T)` scores and a boolean mask. The reference the other kernels are tested against."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from keras_sparse.kernels.masked_softmax import masked_softmax
+
+
+def dense_masked_attention(
+    query, key, value, mask: np.ndarray, key_mask=None, attention_mask=None, dropout=None, return_scores=False
+):
+    """Attention with every score computed and the pattern applied as a mask. O(T^2) memory.
+
+    Args:
+        mask: bool `(T, T)` (or `(H, T, T)`), e.g. `pattern.mask(T)`.
+        Others as `gathered_block_attention`.
+
+    Example:
+
+    >>> import numpy as np, keras_sparse as ks
+    >>> x = np.ones((1, 4, 2, 3), "float32")
+    >>> out, _ = ks.kernels.dense_masked_attention(x, x, x, np.tri(4, dtype=bool))
+    >>> tuple(out.shape)
+    (1, 4, 2, 3)
+    """
+    scores = tf.einsum("bthd,bshd->bhts", query, key)
+    full_mask = tf.constant(mask if mask.ndim == 3 else mask[None])[None]
+    if key_mask is not None:
+        full_mask = tf.logical_and(full_mask, key_mask[:, None, None, :])
+    if attention_mask is not None:
+        full_mask = tf.logical_and(full_mask, attention_mask[:, None])
+    probs = masked_softmax(scores, full_mask)
+    output = tf.einsum("bhts,bshd->bthd", dropout(probs) if dropout else probs, value)
+    return output, probs if return_scores else None

@@ -1,0 +1,129 @@
+"""Plans for the gathered-block kernel: static tables of which key blocks each query block needs.
+
+Pure NumPy, computed once per (pattern, sequence length, causal) and baked into the
+graph as constants, so the kernel has no data-dependent shapes and converts to
+TFLite builtins.
+
+Rows of a layout are ragged (BigBird's global query blocks need every key block,
+the others a handful), so query blocks are split into at most two groups, each
+padded only to its own widest row: global rows never make every row dense.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from keras_sparse.patterns import Pattern
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BlockGroup:
+    """Query blocks computed together against the same number of key-block slots.
+
+    Attributes:
+        query_blocks: int32 `(n,)`, increasing query-block indices.
+        key_blocks: int32 `(layout_heads, n, slots)`, the key blocks each query block gathers;
+            slots past a row's own count repeat one of its blocks and are masked out.
+        mask: bool `(layout_heads, n, block_size or 1, slots * block_size)`, the exact token mask
+            over the gathered keys (one row per block when every row of a block is the same).
+    """
+
+    query_blocks: np.ndarray
+    key_blocks: np.ndarray
+    mask: np.ndarray
+
+    @property
+    def num_slots(self) -> int:
+        return self.key_blocks.shape[-1]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GatherPlan:
+    """Everything the gathered-block kernel needs for one sequence length.
+
+    Attributes:
+        seq_len: tokens in the (unpadded) sequence.
+        block_size: tokens per block; the sequence is padded to `num_blocks * block_size`.
+        num_blocks: query (and key) blocks.
+        groups: the query-block groups, in the order their outputs are concatenated.
+        block_order: int32 `(num_blocks,)` that restores query-block order after concatenation,
+            or None when the concatenation is already in order.
+    """
+
+    seq_len: int
+    block_size: int
+    num_blocks: int
+    groups: tuple[BlockGroup, ...]
+    block_order: np.ndarray | None
+
+    @property
+    def layout_heads(self) -> int:
+        return self.groups[0].key_blocks.shape[0]
+
+    def computed_scores(self) -> int:
+        """Attention scores the kernel computes per head (padding slots included)."""
+        return sum(len(g.query_blocks) * g.num_slots for g in self.groups) * self.block_size**2
+
+
+def split_rows(counts: np.ndarray) -> list[np.ndarray]:
+    """Splits query blocks into at most two groups minimising `sum(len(group) * max count in group)`."""
+    order = np.argsort(counts, kind="stable")
+    ranked = counts[order]
+    n = len(counts)
+    best_split, best_cost = n, n * ranked[-1]
+    for split in range(1, n):
+        cost = split * ranked[split - 1] + (n - split) * ranked[-1]
+        if cost < best_cost:
+            best_split, best_cost = split, cost
+    groups = [np.sort(order[:best_split]), np.sort(order[best_split:])]
+    groups = [g.astype(np.int32) for g in groups if len(g)]
+    return sorted(groups, key=lambda g: g[0])
+
+
+def _make_group(pattern: Pattern, layout: np.ndarray, rows: np.ndarray, block_size: int, seq_len: int, causal: bool):
+    layout_heads = layout.shape[0]
+    slots = max(1, int(layout[:, rows].sum(-1).max()))
+    key_blocks = np.zeros((layout_heads, len(rows), slots), dtype=np.int32)
+    slot_used = np.zeros((layout_heads, len(rows), slots), dtype=bool)
+    for head in range(layout_heads):
+        for i, row in enumerate(rows):
+            ids = np.flatnonzero(layout[head, row])
+            key_blocks[head, i, : len(ids)] = ids
+            key_blocks[head, i, len(ids) :] = ids[0] if len(ids) else 0
+            slot_used[head, i, : len(ids)] = True
+    offsets = np.arange(block_size)
+    query_pos = (rows[:, None] * block_size + offsets)[None, :, :, None]  # (1, n, b, 1)
+    key_pos = (key_blocks[..., None] * block_size + offsets).reshape(layout_heads, len(rows), 1, -1)
+    mask = np.broadcast_to(pattern.allowed(query_pos, key_pos, seq_len), (layout_heads, len(rows), block_size, slots * block_size))
+    mask = mask & (key_pos < seq_len) & np.repeat(slot_used, block_size, axis=-1)[:, :, None, :]
+    if causal:
+        mask &= key_pos <= query_pos
+    if (mask == mask[:, :, :1]).all():
+        mask = mask[:, :, :1]
+    return BlockGroup(query_blocks=rows, key_blocks=key_blocks, mask=np.ascontiguousarray(mask))
+
+
+def plan_gathered_blocks(pattern: Pattern, seq_len: int, block_size: int | None = None, causal: bool = False) -> GatherPlan:
+    """Builds the gather tables of `pattern` for sequences of `seq_len` tokens.
+
+    Example:
+
+    >>> import keras_sparse as ks
+    >>> plan = ks.kernels.plan_gathered_blocks(ks.patterns.BigBird(block_size=16), seq_len=256)
+    >>> [(len(g.query_blocks), g.num_slots) for g in plan.groups]
+    [(2, 16), (14, 8)]
+    """
+    block_size = pattern.resolve_block_size(block_size)
+    layout = pattern.layout(seq_len, block_size)
+    if layout.ndim == 2:
+        layout = layout[None]
+    num_blocks = layout.shape[-1]
+    if causal:
+        layout = layout & np.tri(num_blocks, dtype=bool)
+    counts = layout.sum(-1).max(0)
+    groups = tuple(_make_group(pattern, layout, rows, block_size, seq_len, causal) for rows in split_rows(counts))
+    order = np.concatenate([g.query_blocks for g in groups])
+    block_order = None if (order == np.arange(num_blocks)).all() else np.argsort(order).astype(np.int32)
+    return GatherPlan(seq_len, block_size, num_blocks, groups, block_order)

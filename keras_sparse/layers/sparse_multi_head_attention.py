@@ -1,0 +1,258 @@
+"""`SparseMultiHeadAttention`: Keras's `MultiHeadAttention`, computed only where a pattern allows."""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_sparse import kernels
+from keras_sparse.patterns import Dense, Pattern, SlidingWindow
+
+IMPLEMENTATIONS = ("auto", "blocked", "sparse", "segment", "dense")
+EXPORT_IMPLEMENTATIONS = {"sparse": "segment"}
+"""Kernels that cannot be exported, and their builtins-only twins (same numbers)."""
+
+_AUTO_MAX_WASTE = 4
+"""`implementation="auto"` picks the blocked kernel unless it computes over 4x the scores the pattern allows."""
+
+
+@functools.lru_cache(maxsize=64)
+def _gather_plan(pattern: Pattern, seq_len: int, causal: bool) -> kernels.GatherPlan:
+    return kernels.plan_gathered_blocks(pattern, seq_len, causal=causal)
+
+
+@functools.lru_cache(maxsize=64)
+def _token_pairs(pattern: Pattern, seq_len: int, num_heads: int, causal: bool) -> kernels.TokenPairs:
+    return kernels.plan_token_pairs(pattern, seq_len, num_heads, causal=causal)
+
+
+def _allowed_scores(plan: kernels.GatherPlan) -> int:
+    rows_per_mask_row = lambda group: plan.block_size // group.mask.shape[2]  # noqa: E731
+    return sum(int(g.mask.sum()) * rows_per_mask_row(g) for g in plan.groups) // plan.layout_heads
+
+
+def _invalid(argument: str, expected: str, received: str) -> ValueError:
+    return ValueError(f"Received an invalid value for argument `{argument}`, expected {expected}. Received: {received}")
+
+
+@keras.saving.register_keras_serializable(package="keras_sparse")
+class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
+    """Multi-head attention restricted to a sparse pattern; a drop-in for `keras.layers.MultiHeadAttention`.
+
+    It takes every argument of Keras's layer (tested with Keras 3.15), creates the
+    same weights in the same order (so `set_weights(dense_layer.get_weights())`
+    works), and with `pattern=P` returns what Keras's layer returns with
+    `attention_mask=P.mask(T)`, without computing the scores P excludes.
+
+    Args:
+        *args, **kwargs: as `keras.layers.MultiHeadAttention` (num_heads, key_dim, value_dim, dropout,
+            use_bias, output_shape, sliding_window, initializers, regularizers, constraints, use_gate, seed).
+            `sliding_window=w` is ANDed with the pattern; `attention_axes` may only be the sequence axis;
+            `flash_attention` has no effect.
+        pattern: a `keras_sparse.patterns.Pattern`. Defaults to `Dense()`.
+        implementation: str, the kernel. One of
+            - `"auto"` (default): `"blocked"` unless the pattern is too scattered for blocks, then `"sparse"`;
+            - `"blocked"`: gathered blocks, TFLite builtins only;
+            - `"sparse"`: `tf.sparse` ops, O(nnz) memory, not exportable;
+            - `"segment"`: the numbers of `"sparse"` with builtins only (its export form);
+            - `"dense"`: every score computed then masked (a reference for tests).
+
+    Call arguments:
+        query: `(B, T, dim)`. value: `(B, T, dim)`. key: optional `(B, T, dim)`, defaults to `value`.
+        attention_mask: optional bool `(B, T, T)` or `(T, T)`, ANDed with the pattern.
+        return_attention_scores: also return the attention probabilities as a dense `(B, num_heads, T, T)`
+            tensor. It costs O(T^2) memory: use it to inspect short sequences.
+        training: whether dropout is applied.
+        use_causal_mask: AND a causal mask (key <= query) with the pattern.
+        Keras masks on `query`, `value` and `key` (e.g. from `Embedding(mask_zero=True)`) are honoured.
+
+    The sequence length must be static (known when the layer is traced); the batch may vary.
+    Outputs at query positions with no allowed key (e.g. masked padding) are unspecified, as in Keras.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_sparse as ks
+    >>> layer = ks.layers.SparseMultiHeadAttention(
+    ...     num_heads=2, key_dim=8, pattern=ks.patterns.SlidingWindow(window_size=16, global_tokens=(0,)))
+    >>> x = np.random.default_rng(0).normal(size=(1, 100, 16)).astype("float32")
+    >>> tuple(layer(x, x).shape)
+    (1, 100, 16)
+    """
+
+    def __init__(self, *args, pattern: Pattern | None = None, implementation: str = "auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        if pattern is None:
+            pattern = Dense()
+        if not isinstance(pattern, Pattern):
+            raise _invalid("pattern", "a keras_sparse.patterns.Pattern (e.g. SlidingWindow(256))", f"pattern={pattern!r}")
+        if implementation not in IMPLEMENTATIONS:
+            raise _invalid("implementation", f"one of {IMPLEMENTATIONS}", f"implementation={implementation!r}")
+        if self._attention_axes not in (None, (1,), (-3,)):
+            raise _invalid(
+                "attention_axes", "None (attention over the sequence axis of (B, T, dim) inputs)",
+                f"attention_axes={self._attention_axes}",
+            )
+        self._pattern = pattern
+        self._implementation = implementation
+
+    @property
+    def pattern(self) -> Pattern:
+        return self._pattern
+
+    @property
+    def implementation(self) -> str:
+        return self._implementation
+
+    @property
+    def effective_pattern(self) -> Pattern:
+        """The pattern ANDed with Keras's `sliding_window` band, if one was given."""
+        if self._sliding_window is None:
+            return self._pattern
+        band = SlidingWindow(window_size=2 * self._sliding_window - 1, block_size=self._pattern.block_size)
+        return self._pattern & band
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pattern": keras.saving.serialize_keras_object(self._pattern),
+            "implementation": self._implementation,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("pattern"), dict):
+            config["pattern"] = keras.saving.deserialize_keras_object(config["pattern"])
+        return cls(**config)
+
+    def build(self, query_shape, value_shape, key_shape=None):
+        for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
+            if shape is not None and len(shape) != 3:
+                raise _invalid(name, "a rank-3 tensor (batch, sequence, features)", f"{name}.shape={tuple(shape)}")
+        super().build(query_shape, value_shape, key_shape)
+
+    def compute_output_spec(self, query, value, key=None, return_attention_scores=False, **kwargs):
+        output = super().compute_output_spec(query, value, key, **kwargs)
+        if not return_attention_scores:
+            return output
+        scores_shape = (query.shape[0], self._num_heads, query.shape[1], value.shape[1])
+        return output, keras.KerasTensor(scores_shape, dtype=self.compute_dtype)
+
+    def call(
+        self,
+        query,
+        value,
+        key=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        attention_mask=None,
+        return_attention_scores=False,
+        training=None,
+        use_causal_mask=False,
+    ):
+        if key is None:
+            key = value
+        # Keras fills the *_mask arguments from the inputs' masks and sets the query's mask on the
+        # output; a masked query row's output is unspecified, so query_mask needs no work here.
+        seq_len = self._check_sequences(query, value, key)
+        key_padding = None
+        for mask in (value_mask, key_mask):
+            if mask is not None:
+                mask = ops.cast(mask, "bool")
+                key_padding = mask if key_padding is None else ops.logical_and(key_padding, mask)
+        if attention_mask is not None:
+            attention_mask = self._check_attention_mask(attention_mask, seq_len)
+
+        gate = self._gate_dense(query) if self._use_gate else None
+        attention_output, attention_scores = self._compute_attention(
+            self._query_dense(query),
+            self._key_dense(key),
+            self._value_dense(value),
+            attention_mask,
+            training,
+            return_attention_scores,
+            use_causal_mask=use_causal_mask,
+            key_mask=key_padding,
+        )
+        if gate is not None:
+            attention_output = ops.multiply(attention_output, gate)
+        attention_output = self._output_dense(attention_output)
+        if return_attention_scores:
+            return attention_output, attention_scores
+        return attention_output
+
+    def _check_sequences(self, query, value, key) -> int:
+        seq_len = query.shape[1]
+        if seq_len is None:
+            raise _invalid(
+                "query",
+                "a static sequence length (sparse kernels build their tables for one length); give the model "
+                "a fixed-length input, e.g. keras.Input(shape=(1024, dim))",
+                f"query.shape={tuple(query.shape)}",
+            )
+        for name, tensor in (("value", value), ("key", key)):
+            if tensor.shape[1] != seq_len:
+                raise _invalid(
+                    name, f"the query's sequence length {seq_len} (self-attention patterns are square)",
+                    f"{name}.shape={tuple(tensor.shape)}",
+                )
+        self.effective_pattern.check_fits(seq_len)
+        return seq_len
+
+    def _check_attention_mask(self, attention_mask, seq_len: int):
+        shape = tuple(attention_mask.shape)
+        if len(shape) == 2:
+            attention_mask = ops.expand_dims(attention_mask, 0)
+            shape = (1, *shape)
+        if len(shape) != 3 or shape[1:] != (seq_len, seq_len):
+            raise _invalid(
+                "attention_mask", f"a boolean mask of shape (batch, {seq_len}, {seq_len}) or ({seq_len}, {seq_len})",
+                f"attention_mask.shape={tuple(attention_mask.shape)}",
+            )
+        return ops.cast(attention_mask, "bool")
+
+    def _kernel_for(self, seq_len: int, causal: bool) -> str:
+        if self._implementation != "auto":
+            return self._implementation
+        plan = _gather_plan(self.effective_pattern, seq_len, causal)
+        return "blocked" if plan.computed_scores() <= _AUTO_MAX_WASTE * _allowed_scores(plan) else "sparse"
+
+    def _compute_attention(
+        self,
+        query,
+        key,
+        value,
+        attention_mask=None,
+        training=None,
+        return_attention_scores=False,
+        use_causal_mask=False,
+        key_mask=None,
+        **kwargs,
+    ):
+        """Attention on projected `(B, T, num_heads, dim)` tensors with the chosen kernel.
+
+        `key_mask` is a bool `(B, T)` padding mask over keys, kept factored so that no
+        `(B, T, T)` tensor is built; `attention_mask` is an optional bool `(B, T, T)`.
+        """
+        seq_len = query.shape[1]
+        query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
+        dropout = None
+        if self._dropout > 0.0:
+            dropout = functools.partial(self._dropout_layer, training=training)
+        masks = dict(key_mask=key_mask, attention_mask=attention_mask, dropout=dropout, return_scores=return_attention_scores)
+        pattern = self.effective_pattern
+        kernel = self._kernel_for(seq_len, use_causal_mask)
+        if kernel == "blocked":
+            return kernels.gathered_block_attention(query, key, value, _gather_plan(pattern, seq_len, use_causal_mask), **masks)
+        if kernel == "dense":
+            mask = pattern.mask(seq_len)
+            if use_causal_mask:
+                mask = mask & (tf.range(seq_len)[None, :] <= tf.range(seq_len)[:, None]).numpy()
+            return kernels.dense_masked_attention(query, key, value, mask, **masks)
+        pairs = _token_pairs(pattern, seq_len, self._num_heads, use_causal_mask)
+        function = kernels.sparse_attention if kernel == "sparse" else kernels.segment_attention
+        return function(query, key, value, pairs, **masks)

@@ -1,0 +1,95 @@
+"""`Union` and `Intersection` of two patterns (written `a | b` and `a & b`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from keras_sparse.patterns.pattern import Pattern, register
+
+
+def _merged_block_size(first: Pattern, second: Pattern) -> int | None:
+    sizes = {p.block_size for p in (first, second)} - {None}
+    if len(sizes) > 1:
+        raise ValueError(
+            f"Received patterns on different block sizes: {first!r} and {second!r}. Combined patterns must share "
+            "`block_size`: give both the same one (token-level patterns accept `block_size=`)."
+        )
+    return sizes.pop() if sizes else None
+
+
+class _Combined(Pattern):
+    first: Pattern
+    second: Pattern
+
+    def __post_init__(self):
+        for name in ("first", "second"):
+            if not isinstance(getattr(self, name), Pattern):
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`, expected a keras_sparse.patterns.Pattern. "
+                    f"Received: {name}={getattr(self, name)!r}"
+                )
+        object.__setattr__(self, "block_size", _merged_block_size(self.first, self.second))
+
+    def check_fits(self, seq_len):
+        self.first.check_fits(seq_len)
+        self.second.check_fits(seq_len)
+
+    def get_config(self):
+        return {name: keras.saving.serialize_keras_object(getattr(self, name)) for name in ("first", "second")}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(*(keras.saving.deserialize_keras_object(config[name]) for name in ("first", "second")))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class Union(_Combined):
+    """Query i attends key j iff either pattern allows it.
+
+    Example:
+
+    >>> import keras_sparse as ks
+    >>> p = ks.patterns.SlidingWindow(window_size=2) | ks.patterns.SlidingWindow(window_size=2, global_tokens=(3,))
+    >>> p.mask(4).astype(int)[0]
+    array([1, 1, 0, 1])
+    """
+
+    first: Pattern
+    second: Pattern
+    block_size: int | None = dataclasses.field(default=None, init=False)
+
+    def allowed(self, query_index, key_index, seq_len):
+        return self.first.allowed(query_index, key_index, seq_len) | self.second.allowed(
+            query_index, key_index, seq_len
+        )
+
+    def layout(self, seq_len, block_size=None):
+        block_size = self.resolve_block_size(block_size)
+        return np.logical_or(self.first.layout(seq_len, block_size), self.second.layout(seq_len, block_size))
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class Intersection(_Combined):
+    """Query i attends key j iff both patterns allow it.
+
+    Example:
+
+    >>> import keras_sparse as ks
+    >>> p = ks.patterns.SlidingWindow(window_size=4) & ks.patterns.BlockLocal(block_size=2)
+    >>> p.mask(4).astype(int)[1]
+    array([1, 1, 0, 0])
+    """
+
+    first: Pattern
+    second: Pattern
+    block_size: int | None = dataclasses.field(default=None, init=False)
+
+    def allowed(self, query_index, key_index, seq_len):
+        return self.first.allowed(query_index, key_index, seq_len) & self.second.allowed(
+            query_index, key_index, seq_len
+        )

@@ -1,0 +1,73 @@
+"""`SlidingWindow`: Longformer's band of local attention, with dilation and global tokens."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from keras_sparse.patterns.pattern import Pattern, check_positive_int, register
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class SlidingWindow(Pattern):
+    """Query i attends key j iff `|i - j| <= window_size // 2` (and, with `dilation` d > 1, `(i - j) % d == 0`).
+
+    Each index in `global_tokens` attends every key, and every query attends it
+    (Longformer's global attention, e.g. on a [CLS] token).
+
+    Args:
+        window_size: int. Width of the band; each query sees `window_size // 2` keys on either side.
+        global_tokens: tuple of int. Positions with global attention. Defaults to `()`.
+        dilation: int. Keep every `dilation`-th key inside the band. Defaults to 1.
+        block_size: optional int. Block size for the gathered-block kernel (default 64).
+
+    Example:
+
+    >>> import keras_sparse as ks
+    >>> ks.patterns.SlidingWindow(window_size=2, global_tokens=(0,)).mask(4).astype(int)
+    array([[1, 1, 1, 1],
+           [1, 1, 1, 0],
+           [1, 1, 1, 1],
+           [1, 0, 1, 1]])
+
+    Reference: Beltagy et al. 2020, "Longformer: The Long-Document Transformer".
+    """
+
+    window_size: int
+    global_tokens: tuple[int, ...] = ()
+    dilation: int = 1
+    block_size: int | None = None
+
+    def __post_init__(self):
+        check_positive_int("window_size", self.window_size)
+        check_positive_int("dilation", self.dilation)
+        if self.block_size is not None:
+            check_positive_int("block_size", self.block_size)
+        try:
+            tokens = tuple(sorted({check_positive_int("global_tokens", t, allow_zero=True) for t in self.global_tokens}))
+        except TypeError:
+            raise ValueError(
+                "Received an invalid value for argument `global_tokens`, expected a tuple of non-negative integers. "
+                f"Received: global_tokens={self.global_tokens!r}"
+            ) from None
+        object.__setattr__(self, "global_tokens", tokens)
+
+    def check_fits(self, seq_len):
+        outside = [t for t in self.global_tokens if t >= seq_len]
+        if outside:
+            raise ValueError(
+                f"Received an invalid value for argument `seq_len`: global_tokens={outside} lie outside a sequence of "
+                f"{seq_len} tokens. Use a longer sequence or global tokens below {seq_len}."
+            )
+
+    def allowed(self, query_index, key_index, seq_len):
+        query_index, key_index = np.asarray(query_index), np.asarray(key_index)
+        offset = query_index - key_index
+        band = np.abs(offset) <= self.window_size // 2
+        if self.dilation > 1:
+            band &= offset % self.dilation == 0
+        if self.global_tokens:
+            band = band | np.isin(query_index, self.global_tokens) | np.isin(key_index, self.global_tokens)
+        return band
