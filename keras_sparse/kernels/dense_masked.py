@@ -1,4 +1,4 @@
-"""The dense masked kernel: full `(T, T)` scores and a boolean mask. The reference the other kernels are tested against."""
+"""The dense masked kernel: full `(T, T)` scores and a boolean mask; the reference other kernels are tested against."""
 
 from __future__ import annotations
 

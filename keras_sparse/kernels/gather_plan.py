@@ -96,7 +96,9 @@ def _make_group(pattern: Pattern, layout: np.ndarray, rows: np.ndarray, block_si
     offsets = np.arange(block_size)
     query_pos = (rows[:, None] * block_size + offsets)[None, :, :, None]  # (1, n, b, 1)
     key_pos = (key_blocks[..., None] * block_size + offsets).reshape(layout_heads, len(rows), 1, -1)
-    mask = np.broadcast_to(pattern.allowed(query_pos, key_pos, seq_len), (layout_heads, len(rows), block_size, slots * block_size))
+    mask = np.broadcast_to(
+        pattern.allowed(query_pos, key_pos, seq_len), (layout_heads, len(rows), block_size, slots * block_size)
+    )
     mask = mask & (key_pos < seq_len) & np.repeat(slot_used, block_size, axis=-1)[:, :, None, :]
     if causal:
         mask &= key_pos <= query_pos
@@ -105,7 +107,9 @@ def _make_group(pattern: Pattern, layout: np.ndarray, rows: np.ndarray, block_si
     return BlockGroup(query_blocks=rows, key_blocks=key_blocks, mask=np.ascontiguousarray(mask))
 
 
-def plan_gathered_blocks(pattern: Pattern, seq_len: int, block_size: int | None = None, causal: bool = False) -> GatherPlan:
+def plan_gathered_blocks(
+    pattern: Pattern, seq_len: int, block_size: int | None = None, causal: bool = False
+) -> GatherPlan:
     """Builds the gather tables of `pattern` for sequences of `seq_len` tokens.
 
     Example:

@@ -7,6 +7,7 @@ import functools
 import keras
 import tensorflow as tf
 from keras import ops
+from keras.src.backend import set_keras_mask  # as Keras's own MultiHeadAttention.call; Keras is pinned to 3.15
 
 from keras_sparse import kernels
 from keras_sparse.patterns import Dense, Pattern, SlidingWindow
@@ -87,12 +88,15 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         if pattern is None:
             pattern = Dense()
         if not isinstance(pattern, Pattern):
-            raise _invalid("pattern", "a keras_sparse.patterns.Pattern (e.g. SlidingWindow(256))", f"pattern={pattern!r}")
+            raise _invalid(
+                "pattern", "a keras_sparse.patterns.Pattern (e.g. SlidingWindow(256))", f"pattern={pattern!r}"
+            )
         if implementation not in IMPLEMENTATIONS:
             raise _invalid("implementation", f"one of {IMPLEMENTATIONS}", f"implementation={implementation!r}")
-        if self._attention_axes not in (None, (1,), (-3,)):
+        if self._attention_axes is not None and tuple(self._attention_axes) not in ((1,), (-3,)):
             raise _invalid(
-                "attention_axes", "None (attention over the sequence axis of (B, T, dim) inputs)",
+                "attention_axes",
+                "None (attention over the sequence axis of (B, T, dim) inputs)",
                 f"attention_axes={self._attention_axes}",
             )
         self._pattern = pattern
@@ -157,7 +161,10 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         if key is None:
             key = value
         # Keras fills the *_mask arguments from the inputs' masks and sets the query's mask on the
-        # output; a masked query row's output is unspecified, so query_mask needs no work here.
+        # output; a masked query row's output is unspecified, so query_mask needs no work here. As in
+        # Keras, the masks are taken off the inputs so the projections do not warn that they drop them.
+        for tensor in (query, value, key):
+            set_keras_mask(tensor, None)
         seq_len = self._check_sequences(query, value, key)
         key_padding = None
         for mask in (value_mask, key_mask):
@@ -197,7 +204,8 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         for name, tensor in (("value", value), ("key", key)):
             if tensor.shape[1] != seq_len:
                 raise _invalid(
-                    name, f"the query's sequence length {seq_len} (self-attention patterns are square)",
+                    name,
+                    f"the query's sequence length {seq_len} (self-attention patterns are square)",
                     f"{name}.shape={tuple(tensor.shape)}",
                 )
         self.effective_pattern.check_fits(seq_len)
@@ -210,7 +218,8 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             shape = (1, *shape)
         if len(shape) != 3 or shape[1:] != (seq_len, seq_len):
             raise _invalid(
-                "attention_mask", f"a boolean mask of shape (batch, {seq_len}, {seq_len}) or ({seq_len}, {seq_len})",
+                "attention_mask",
+                f"a boolean mask of shape (batch, {seq_len}, {seq_len}) or ({seq_len}, {seq_len})",
                 f"attention_mask.shape={tuple(attention_mask.shape)}",
             )
         return ops.cast(attention_mask, "bool")
@@ -243,11 +252,15 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         dropout = None
         if self._dropout > 0.0:
             dropout = functools.partial(self._dropout_layer, training=training)
-        masks = dict(key_mask=key_mask, attention_mask=attention_mask, dropout=dropout, return_scores=return_attention_scores)
+        masks = dict(
+            key_mask=key_mask, attention_mask=attention_mask, dropout=dropout, return_scores=return_attention_scores
+        )
         pattern = self.effective_pattern
         kernel = self._kernel_for(seq_len, use_causal_mask)
         if kernel == "blocked":
-            return kernels.gathered_block_attention(query, key, value, _gather_plan(pattern, seq_len, use_causal_mask), **masks)
+            return kernels.gathered_block_attention(
+                query, key, value, _gather_plan(pattern, seq_len, use_causal_mask), **masks
+            )
         if kernel == "dense":
             mask = pattern.mask(seq_len)
             if use_causal_mask:

@@ -43,9 +43,9 @@ class BigBird(Pattern):
     array([[1, 1, 1, 1, 1, 1],
            [1, 1, 1, 1, 1, 1],
            [1, 1, 1, 1, 0, 1],
-           [1, 1, 1, 1, 1, 0],
            [1, 1, 1, 1, 1, 1],
-           [1, 1, 1, 0, 1, 1]])
+           [1, 1, 1, 1, 1, 1],
+           [1, 1, 0, 1, 1, 1]])
 
     Reference: Zaheer et al. 2020, "Big Bird: Transformers for Longer Sequences".
     """

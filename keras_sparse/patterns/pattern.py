@@ -31,8 +31,7 @@ def check_positive_int(name: str, value, allow_zero: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
         kind = "non-negative" if allow_zero else "positive"
         raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a {kind} integer. "
-            f"Received: {name}={value!r}"
+            f"Received an invalid value for argument `{name}`, expected a {kind} integer. Received: {name}={value!r}"
         )
     return int(value)
 
@@ -86,7 +85,8 @@ class Pattern:
             if own is not None and own != block_size:
                 raise ValueError(
                     f"Received an invalid value for argument `block_size`: {type(self).__name__} is defined on "
-                    f"blocks of {own} tokens. Pass block_size={own} or leave it unset. Received: block_size={block_size}"
+                    f"blocks of {own} tokens. Pass block_size={own} or leave it unset. "
+                    f"Received: block_size={block_size}"
                 )
             return block_size
         return self.block_size or DEFAULT_BLOCK_SIZE

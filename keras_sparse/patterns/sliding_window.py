@@ -46,7 +46,9 @@ class SlidingWindow(Pattern):
         if self.block_size is not None:
             check_positive_int("block_size", self.block_size)
         try:
-            tokens = tuple(sorted({check_positive_int("global_tokens", t, allow_zero=True) for t in self.global_tokens}))
+            tokens = tuple(
+                sorted({check_positive_int("global_tokens", t, allow_zero=True) for t in self.global_tokens})
+            )
         except TypeError:
             raise ValueError(
                 "Received an invalid value for argument `global_tokens`, expected a tuple of non-negative integers. "

@@ -1,0 +1,61 @@
+"""Each kernel against the dense masked kernel, with padding and attention masks, and their gradients."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_sparse as ks
+from tests.reference import GRADIENT_TOLERANCE, RELATIVE_TOLERANCE, full_mask, relative_error
+
+
+def run_kernel(name, pattern, q, k, v, causal, key_mask, attention_mask):
+    seq_len, heads = q.shape[1], q.shape[2]
+    masks = dict(key_mask=key_mask, attention_mask=attention_mask, return_scores=True)
+    if name == "blocked":
+        plan = ks.kernels.plan_gathered_blocks(pattern, seq_len, causal=causal)
+        return ks.kernels.gathered_block_attention(q, k, v, plan, **masks)
+    pairs = ks.kernels.plan_token_pairs(pattern, seq_len, heads, causal=causal)
+    kernel = ks.kernels.sparse_attention if name == "sparse" else ks.kernels.segment_attention
+    return kernel(q, k, v, pairs, **masks)
+
+
+@pytest.mark.parametrize("name", ["blocked", "sparse", "segment"])
+@pytest.mark.parametrize(
+    "pattern",
+    [ks.patterns.BigBird(8, seed=2), ks.patterns.SlidingWindow(10, global_tokens=(3,), dilation=2, block_size=8)],
+    ids=["bigbird", "window"],
+)
+@pytest.mark.parametrize("causal", [False, True])
+def test_kernel_equals_dense_masked_kernel_with_gradients(name, pattern, causal):
+    rng = np.random.default_rng(1)
+    batch, seq_len, heads = 2, 45, 2
+    q, k, v = (tf.constant(rng.normal(size=(batch, seq_len, heads, 4)).astype("float32")) for _ in range(3))
+    key_mask = np.ones((batch, seq_len), bool)
+    key_mask[1, 30:] = False
+    attention_mask = rng.random((batch, seq_len, seq_len)) < 0.9
+    mask = full_mask(pattern.mask(seq_len), key_mask, causal, attention_mask)
+    live = mask.any(-1)
+    weights = tf.constant(rng.normal(size=(batch, seq_len, heads, 4)).astype("float32") * live[:, :, None, None])
+
+    def loss_and_grads(run):
+        with tf.GradientTape() as tape:
+            tape.watch([q, k, v])
+            out, scores = run()
+            loss = tf.reduce_sum(out * weights)
+        return out, scores, tape.gradient(loss, [q, k, v])
+
+    out, scores, grads = loss_and_grads(
+        lambda: run_kernel(name, pattern, q, k, v, causal, tf.constant(key_mask), tf.constant(attention_mask))
+    )
+    ref, ref_scores, ref_grads = loss_and_grads(
+        lambda: ks.kernels.dense_masked_attention(
+            q, k, v, full_mask(pattern.mask(seq_len), causal=causal)[0], key_mask, attention_mask, return_scores=True
+        )
+    )
+    assert relative_error(out, ref, live) < RELATIVE_TOLERANCE
+    assert (
+        relative_error(np.transpose(scores, (0, 2, 1, 3)), np.transpose(ref_scores, (0, 2, 1, 3)), live)
+        < RELATIVE_TOLERANCE
+    )
+    for grad, ref_grad in zip(grads, ref_grads, strict=True):
+        assert relative_error(grad, ref_grad, np.ones_like(live)) < GRADIENT_TOLERANCE

@@ -1,0 +1,53 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_sparse as ks
+from tests.reference import RELATIVE_TOLERANCE, relative_error
+
+PATTERN = ks.patterns.SlidingWindow(16, global_tokens=(0,), block_size=8)
+
+
+def dense_model():
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((64,), dtype="int32")
+    x = keras.layers.Embedding(20, 16)(tokens)
+    x = keras.layers.LayerNormalization()(x + keras.layers.MultiHeadAttention(num_heads=2, key_dim=8)(x, x))
+    x = keras.layers.MultiHeadAttention(num_heads=4, key_dim=4, value_dim=6)(x, x, use_causal_mask=True)
+    return keras.Model(tokens, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(x)))
+
+
+def test_sparsify_replaces_every_attention_layer_and_keeps_the_weights():
+    model = dense_model()
+    sparse = ks.sparsify(model, pattern=PATTERN)
+    kinds = [type(layer).__name__ for layer in sparse.layers]
+    assert kinds.count("SparseMultiHeadAttention") == 2 and "MultiHeadAttention" not in kinds
+    for old, new in zip(model.weights, sparse.weights, strict=True):
+        np.testing.assert_array_equal(old.numpy(), new.numpy())
+    assert all(type(layer) is not ks.layers.SparseMultiHeadAttention for layer in model.layers)
+
+
+def test_sparsified_model_equals_dense_model_with_pattern_masks():
+    """With a Dense pattern the copy must compute exactly what the original computes."""
+    model = dense_model()
+    tokens = np.random.default_rng(0).integers(0, 20, size=(3, 64))
+    expected = model(tokens)
+    for implementation in ("blocked", "sparse"):
+        sparse = ks.sparsify(model, pattern=ks.patterns.Dense(block_size=16), implementation=implementation)
+        assert relative_error(sparse(tokens), expected, np.ones(3, bool)) < RELATIVE_TOLERANCE
+
+
+def test_sparsify_works_on_sequential_models():
+    model = keras.Sequential([keras.Input((32, 8)), keras.layers.Dense(8)])
+    assert ks.sparsify(model, PATTERN).count_params() == model.count_params()
+
+
+def test_sparsify_rejects_subclassed_models_and_bad_patterns():
+    class Custom(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="`model`"):
+        ks.sparsify(Custom(), PATTERN)
+    with pytest.raises(ValueError, match="`pattern`"):
+        ks.sparsify(dense_model(), "sliding")
