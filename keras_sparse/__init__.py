@@ -21,7 +21,7 @@ if keras.backend.backend() != "tensorflow":
     )
 
 from keras_sparse import kernels, layers, patterns  # noqa: E402
-from keras_sparse.sparsify import sparsify  # noqa: E402
+from keras_sparse.rewrites import exportable, sparsify  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["kernels", "layers", "patterns", "sparsify"]
+__all__ = ["exportable", "kernels", "layers", "patterns", "sparsify"]

@@ -9,12 +9,21 @@ from keras_sparse.kernels.masked_softmax import masked_softmax
 
 
 def dense_masked_attention(
-    query, key, value, mask: np.ndarray, key_mask=None, attention_mask=None, dropout=None, return_scores=False
+    query,
+    key,
+    value,
+    mask: np.ndarray,
+    key_mask=None,
+    attention_mask=None,
+    dropout=None,
+    return_scores=False,
+    bias: np.ndarray | None = None,
 ):
     """Attention with every score computed and the pattern applied as a mask. O(T^2) memory.
 
     Args:
         mask: bool `(T, T)` (or `(H, T, T)`), e.g. `pattern.mask(T)`.
+        bias: optional float `(T, T)` (or `(H, T, T)`) added to the scores, e.g. `pattern.dense_bias(T)`.
         Others as `gathered_block_attention`.
 
     Example:
@@ -26,6 +35,8 @@ def dense_masked_attention(
     (1, 4, 2, 3)
     """
     scores = tf.einsum("bthd,bshd->bhts", query, key)
+    if bias is not None:
+        scores = scores + tf.constant(bias if bias.ndim == 3 else bias[None], scores.dtype)
     full_mask = tf.constant(mask if mask.ndim == 3 else mask[None])[None]
     if key_mask is not None:
         full_mask = tf.logical_and(full_mask, key_mask[:, None, None, :])

@@ -28,11 +28,13 @@ class BlockGroup:
             slots past a row's own count repeat one of its blocks and are masked out.
         mask: bool `(layout_heads, n, block_size or 1, slots * block_size)`, the exact token mask
             over the gathered keys (one row per block when every row of a block is the same).
+        bias: float32 logit bias shaped like `mask`, or None when the pattern adds none.
     """
 
     query_blocks: np.ndarray
     key_blocks: np.ndarray
     mask: np.ndarray
+    bias: np.ndarray | None = None
 
     @property
     def num_slots(self) -> int:
@@ -66,6 +68,12 @@ class GatherPlan:
         """Attention scores the kernel computes per head (padding slots included)."""
         return sum(len(g.query_blocks) * g.num_slots for g in self.groups) * self.block_size**2
 
+    def allowed_scores(self) -> int:
+        """Scores the mask allows per head (padded query rows of the last block included)."""
+        rows_per_mask_row = [self.block_size // g.mask.shape[2] for g in self.groups]
+        allowed = sum(int(g.mask.sum()) * rows for g, rows in zip(self.groups, rows_per_mask_row, strict=True))
+        return allowed // self.layout_heads
+
 
 def split_rows(counts: np.ndarray) -> list[np.ndarray]:
     """Splits query blocks into at most two groups minimising `sum(len(group) * max count in group)`."""
@@ -94,17 +102,26 @@ def _make_group(pattern: Pattern, layout: np.ndarray, rows: np.ndarray, block_si
             key_blocks[head, i, len(ids) :] = ids[0] if len(ids) else 0
             slot_used[head, i, : len(ids)] = True
     offsets = np.arange(block_size)
-    query_pos = (rows[:, None] * block_size + offsets)[None, :, :, None]  # (1, n, b, 1)
+    query_pos = (rows[:, None] * block_size + offsets)[:, :, None]  # (n, b, 1)
     key_pos = (key_blocks[..., None] * block_size + offsets).reshape(layout_heads, len(rows), 1, -1)
-    mask = np.broadcast_to(
-        pattern.allowed(query_pos, key_pos, seq_len), (layout_heads, len(rows), block_size, slots * block_size)
-    )
-    mask = mask & (key_pos < seq_len) & np.repeat(slot_used, block_size, axis=-1)[:, :, None, :]
+    shape = (len(rows), block_size, slots * block_size)
+    masks, biases = [], []
+    for head in range(layout_heads):
+        head_pattern = pattern.head(head)
+        masks.append(np.broadcast_to(head_pattern.allowed(query_pos, key_pos[head], seq_len), shape))
+        bias = head_pattern.bias(query_pos, key_pos[head], seq_len)
+        biases.append(None if bias is None else np.broadcast_to(bias, shape))
+    mask = np.stack(masks) & (key_pos < seq_len) & np.repeat(slot_used, block_size, axis=-1)[:, :, None, :]
     if causal:
-        mask &= key_pos <= query_pos
-    if (mask == mask[:, :, :1]).all():
+        mask &= key_pos <= query_pos[None]
+    bias = None
+    if any(b is not None for b in biases):
+        bias = np.stack([np.zeros(shape, np.float32) if b is None else b for b in biases]).astype(np.float32)
+    if (mask == mask[:, :, :1]).all() and (bias is None or (bias == bias[:, :, :1]).all()):
         mask = mask[:, :, :1]
-    return BlockGroup(query_blocks=rows, key_blocks=key_blocks, mask=np.ascontiguousarray(mask))
+        bias = None if bias is None else bias[:, :, :1]
+    bias = None if bias is None else np.ascontiguousarray(bias)
+    return BlockGroup(query_blocks=rows, key_blocks=key_blocks, mask=np.ascontiguousarray(mask), bias=bias)
 
 
 def plan_gathered_blocks(

@@ -117,6 +117,8 @@ def gathered_block_attention(
         group_keys = tf.reshape(tf.gather(keys, index, axis=1), (-1, heads, rows, width, key_dim))
         group_values = tf.reshape(tf.gather(values, index, axis=1), (-1, heads, rows, width, value_dim))
         scores = tf.matmul(group_queries, group_keys, transpose_b=True)
+        if group.bias is not None:
+            scores = scores + tf.constant(group.bias, scores.dtype)
         probs = masked_softmax(scores, _group_mask(group, plan, key_blocks_mask, attention_blocks))
         outputs.append(tf.matmul(dropout(probs) if dropout else probs, group_values))
         if return_scores:

@@ -21,11 +21,13 @@ def rows_to_heads(x: tf.Tensor, heads: int) -> tf.Tensor:
 
 
 def masked_pair_scores(query, key, pairs: TokenPairs, key_mask=None, attention_mask=None) -> tf.Tensor:
-    """Scores `q_i . k_j` at every allowed pair, `(B, nnz)`, masked entries set to Keras's large negative."""
+    """Scores `q_i . k_j` (+ the pattern's bias) at every allowed pair, `(B, nnz)`; masked ones set very negative."""
     query_rows, key_rows = heads_to_rows(query), heads_to_rows(key)
     scores = tf.reduce_sum(
         tf.gather(query_rows, pairs.query_rows, axis=1) * tf.gather(key_rows, pairs.key_rows, axis=1), axis=-1
     )
+    if pairs.bias is not None:
+        scores = scores + tf.constant(pairs.bias, scores.dtype)
     seq_len = pairs.seq_len
     key_pos = pairs.key_rows % seq_len
     mask = None

@@ -20,16 +20,37 @@ class TokenPairs:
         num_heads: attention heads (a shared pattern is repeated for each).
         query_rows: int32 `(nnz,)`, `head * seq_len + query position`.
         key_rows: int32 `(nnz,)`, `head * seq_len + key position`.
+        bias: float32 `(nnz,)` logit bias of each pair, or None when the pattern adds none.
     """
 
     seq_len: int
     num_heads: int
     query_rows: np.ndarray
     key_rows: np.ndarray
+    bias: np.ndarray | None = None
 
     @property
     def nnz(self) -> int:
         return len(self.query_rows)
+
+
+def _head_pairs(pattern: Pattern, seq_len: int, causal: bool):
+    """(query positions, key positions, bias or None) of one shared pattern."""
+    keys = np.arange(seq_len)[None, :]
+    queries, key_positions, biases = [], [], []
+    for start in range(0, seq_len, _ROWS_PER_CHUNK):
+        rows = np.arange(start, min(seq_len, start + _ROWS_PER_CHUNK))[:, None]
+        allowed = np.broadcast_to(pattern.allowed(rows, keys, seq_len), (len(rows), seq_len))
+        if causal:
+            allowed = allowed & (keys <= rows)
+        i, j = np.nonzero(allowed)
+        queries.append(i + start)
+        key_positions.append(j)
+        bias = pattern.bias(rows, keys, seq_len)
+        if bias is not None:
+            biases.append(np.broadcast_to(bias, (len(rows), seq_len))[i, j])
+    bias = np.concatenate(biases).astype(np.float32) if biases else None
+    return np.concatenate(queries), np.concatenate(key_positions), bias
 
 
 def plan_token_pairs(pattern: Pattern, seq_len: int, num_heads: int, causal: bool = False) -> TokenPairs:
@@ -43,21 +64,22 @@ def plan_token_pairs(pattern: Pattern, seq_len: int, num_heads: int, causal: boo
     ([0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 0, 1, 2, 3, 2, 3])
     """
     pattern.check_fits(seq_len)
-    keys = np.arange(seq_len)[None, :]
-    queries, key_positions = [], []
-    for start in range(0, seq_len, _ROWS_PER_CHUNK):
-        rows = np.arange(start, min(seq_len, start + _ROWS_PER_CHUNK))[:, None]
-        allowed = np.broadcast_to(pattern.allowed(rows, keys, seq_len), (len(rows), seq_len))
-        if causal:
-            allowed = allowed & (keys <= rows)
-        i, j = np.nonzero(allowed)
-        queries.append(i + start)
-        key_positions.append(j)
-    query_pos, key_pos = np.concatenate(queries), np.concatenate(key_positions)
-    offsets = (np.arange(num_heads) * seq_len)[:, None]
+    if pattern.num_heads is None:
+        shared = _head_pairs(pattern, seq_len, causal)
+        per_head = [shared] * num_heads
+    else:
+        per_head = [_head_pairs(pattern.head(h), seq_len, causal) for h in range(num_heads)]
+    offsets = [h * seq_len for h in range(num_heads)]
+    biases = [b for _, _, b in per_head]
+    bias = None
+    if any(b is not None for b in biases):
+        bias = np.concatenate(
+            [np.zeros(len(q), np.float32) if b is None else b for (q, _, _), b in zip(per_head, biases, strict=True)]
+        )
     return TokenPairs(
         seq_len=seq_len,
         num_heads=num_heads,
-        query_rows=(offsets + query_pos).reshape(-1).astype(np.int32),
-        key_rows=(offsets + key_pos).reshape(-1).astype(np.int32),
+        query_rows=np.concatenate([q + o for (q, _, _), o in zip(per_head, offsets, strict=True)]).astype(np.int32),
+        key_rows=np.concatenate([k + o for (_, k, _), o in zip(per_head, offsets, strict=True)]).astype(np.int32),
+        bias=bias,
     )

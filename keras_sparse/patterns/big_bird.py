@@ -50,7 +50,7 @@ class BigBird(Pattern):
     Reference: Zaheer et al. 2020, "Big Bird: Transformers for Longer Sequences".
     """
 
-    block_size: int
+    block_size: int = dataclasses.field()  # required: the base class's None is not a default
     num_sliding_window_blocks: int = 3
     num_global_blocks: int = 2
     num_random_blocks: int = 3

@@ -27,7 +27,7 @@ class BlockLocal(Pattern):
            [0, 0, 1, 1]])
     """
 
-    block_size: int
+    block_size: int = dataclasses.field()  # required: the base class's None is not a default
 
     def __post_init__(self):
         object.__setattr__(self, "block_size", check_positive_int("block_size", self.block_size))

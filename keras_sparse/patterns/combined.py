@@ -1,4 +1,7 @@
-"""`Union` and `Intersection` of two patterns (written `a | b` and `a & b`)."""
+"""`Union` and `Intersection` of two patterns (written `a | b` and `a & b`).
+
+Their logit biases, if any, add up; per-head patterns combine head by head.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +35,26 @@ class _Combined(Pattern):
                     f"Received: {name}={getattr(self, name)!r}"
                 )
         object.__setattr__(self, "block_size", _merged_block_size(self.first, self.second))
+        heads = {p.num_heads for p in (self.first, self.second)} - {None}
+        if len(heads) > 1:
+            raise ValueError(
+                f"Received per-head patterns with different head counts: {sorted(heads)}. Combined per-head "
+                "patterns must have the same number of heads."
+            )
+        object.__setattr__(self, "num_heads", heads.pop() if heads else None)
+
+    def head(self, index):
+        if self.num_heads is None:
+            return self
+        return type(self)(self.first.head(index), self.second.head(index))
+
+    def for_heads(self, num_heads):
+        return type(self)(self.first.for_heads(num_heads), self.second.for_heads(num_heads))
+
+    def bias(self, query_index, key_index, seq_len):
+        biases = [p.bias(query_index, key_index, seq_len) for p in (self.first, self.second)]
+        biases = [b for b in biases if b is not None]
+        return sum(biases) if biases else None
 
     def check_fits(self, seq_len):
         self.first.check_fits(seq_len)
@@ -61,6 +84,7 @@ class Union(_Combined):
     first: Pattern
     second: Pattern
     block_size: int | None = dataclasses.field(default=None, init=False)
+    num_heads: int | None = dataclasses.field(default=None, init=False)
 
     def allowed(self, query_index, key_index, seq_len):
         return self.first.allowed(query_index, key_index, seq_len) | self.second.allowed(
@@ -69,6 +93,8 @@ class Union(_Combined):
 
     def layout(self, seq_len, block_size=None):
         block_size = self.resolve_block_size(block_size)
+        if self.num_heads is not None:
+            return super().layout(seq_len, block_size)
         return np.logical_or(self.first.layout(seq_len, block_size), self.second.layout(seq_len, block_size))
 
 
@@ -88,6 +114,7 @@ class Intersection(_Combined):
     first: Pattern
     second: Pattern
     block_size: int | None = dataclasses.field(default=None, init=False)
+    num_heads: int | None = dataclasses.field(default=None, init=False)
 
     def allowed(self, query_index, key_index, seq_len):
         return self.first.allowed(query_index, key_index, seq_len) & self.second.allowed(

@@ -48,8 +48,10 @@ def num_blocks_for(seq_len: int, block_size: int) -> int:
 class Pattern:
     """Base class of attention patterns.
 
-    Subclasses are frozen dataclasses and implement `allowed`. Patterns combine
-    with `|` (a key is allowed if either pattern allows it) and `&` (if both do).
+    Subclasses are frozen dataclasses and implement `allowed` (and, for a logit bias, `bias`).
+    Patterns combine with `|` (a key is allowed if either pattern allows it) and `&` (if both do).
+    Per-head patterns set `num_heads` and give each head's pattern with `head(h)`; their `mask` and
+    `layout` gain a leading head axis.
 
     Example:
 
@@ -62,6 +64,9 @@ class Pattern:
     block_size: int | None = None
     """The block size this pattern is defined on, or None if it is token-level (kernels then choose)."""
 
+    num_heads: int | None = None
+    """Heads of a per-head pattern, or None when every head shares the pattern."""
+
     def allowed(self, query_index: np.ndarray, key_index: np.ndarray, seq_len: int) -> np.ndarray:
         """True where query `query_index` may attend key `key_index` (broadcasting integer arrays).
 
@@ -70,12 +75,45 @@ class Pattern:
         """
         raise NotImplementedError
 
+    def bias(self, query_index: np.ndarray, key_index: np.ndarray, seq_len: int) -> np.ndarray | None:
+        """An additive logit bias at (query, key), or None if the pattern adds none (the default)."""
+        return None
+
+    def head(self, index: int) -> Pattern:
+        """The pattern head `index` uses (a shared pattern is its own head pattern)."""
+        return self
+
+    def for_heads(self, num_heads: int) -> Pattern:
+        """This pattern for a layer with `num_heads` heads: patterns that split across heads expand here."""
+        if self.num_heads is not None and self.num_heads != num_heads:
+            raise ValueError(
+                f"Received an invalid value for argument `pattern`: it defines {self.num_heads} heads but the "
+                f"layer has num_heads={num_heads}. Give the pattern one entry per head."
+            )
+        return self
+
     def mask(self, seq_len: int) -> np.ndarray:
-        """The exact token mask: bool array `(seq_len, seq_len)`, True where query i may attend key j."""
+        """The exact token mask: bool `(seq_len, seq_len)` (per-head: `(num_heads, seq_len, seq_len)`).
+
+        True where query i may attend key j.
+        """
         seq_len = check_seq_len(seq_len)
         self.check_fits(seq_len)
+        if self.num_heads is not None:
+            return np.stack([self.head(h).mask(seq_len) for h in range(self.num_heads)])
         positions = np.arange(seq_len)
         return np.broadcast_to(self.allowed(positions[:, None], positions[None, :], seq_len), (seq_len, seq_len))
+
+    def dense_bias(self, seq_len: int) -> np.ndarray | None:
+        """The logit bias as a float32 `(seq_len, seq_len)` (per-head: with a head axis), or None."""
+        if self.num_heads is not None:
+            biases = [self.head(h).dense_bias(seq_len) for h in range(self.num_heads)]
+            if all(b is None for b in biases):
+                return None
+            return np.stack([np.zeros((seq_len, seq_len), np.float32) if b is None else b for b in biases])
+        positions = np.arange(seq_len)
+        bias = self.bias(positions[:, None], positions[None, :], seq_len)
+        return None if bias is None else np.broadcast_to(bias, (seq_len, seq_len)).astype(np.float32)
 
     def resolve_block_size(self, block_size: int | None = None) -> int:
         """The block size a kernel should use: the argument, else the pattern's own, else the default."""
@@ -92,13 +130,16 @@ class Pattern:
         return self.block_size or DEFAULT_BLOCK_SIZE
 
     def layout(self, seq_len: int, block_size: int | None = None) -> np.ndarray:
-        """The block mask `(num_blocks, num_blocks)`: True where any query of block r may attend any key of block c.
+        """The block mask `(num_blocks, num_blocks)` (per-head: with a head axis).
 
-        `num_blocks = ceil(seq_len / block_size)`; the last block may be partial.
+        True where any query of block r may attend any key of block c;
+        `num_blocks = ceil(seq_len / block_size)` and the last block may be partial.
         """
         seq_len = check_seq_len(seq_len)
         self.check_fits(seq_len)
         block_size = self.resolve_block_size(block_size)
+        if self.num_heads is not None:
+            return np.stack([self.head(h).layout(seq_len, block_size) for h in range(self.num_heads)])
         num_blocks = num_blocks_for(seq_len, block_size)
         keys = np.arange(seq_len)[None, :]
         padded = np.zeros((num_blocks, num_blocks * block_size), dtype=bool)
@@ -111,8 +152,34 @@ class Pattern:
     def check_fits(self, seq_len: int) -> None:
         """Raises a ValueError if the pattern cannot be applied to sequences of `seq_len` tokens."""
 
+    def describe(self, seq_len: int) -> dict:
+        """Counts for `seq_len`: allowed pairs per head, density, and the attention FLOP ratio to dense.
+
+        Example:
+
+        >>> import keras_sparse as ks
+        >>> ks.patterns.BlockLocal(block_size=4).describe(16)
+        {'seq_len': 16, 'nnz': 64, 'density': 0.25, 'flop_ratio': 4.0}
+        """
+        mask = self.mask(seq_len)
+        nnz = int(mask.sum()) // (self.num_heads or 1)
+        return {"seq_len": seq_len, "nnz": nnz, "density": nnz / seq_len**2, "flop_ratio": seq_len**2 / nnz}
+
+    def density(self, seq_len: int) -> float:
+        """The fraction of (query, key) pairs allowed, averaged over heads."""
+        return self.describe(seq_len)["density"]
+
+    def plot(self, seq_len: int, path=None):
+        """Draws the mask (one panel per head) with the block grid; writes a PNG if `path` is given.
+
+        Needs matplotlib (`pip install keras-sparse[plot]`). Returns the matplotlib Figure.
+        """
+        from keras_sparse.patterns.plotting import plot_pattern
+
+        return plot_pattern(self, seq_len, path)
+
     def get_config(self) -> dict:
-        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.init}
 
     @classmethod
     def from_config(cls, config: dict) -> Pattern:

@@ -51,3 +51,23 @@ def test_sparsify_rejects_subclassed_models_and_bad_patterns():
         ks.sparsify(Custom(), PATTERN)
     with pytest.raises(ValueError, match="`pattern`"):
         ks.sparsify(dense_model(), "sliding")
+
+
+def test_exportable_swaps_the_tf_sparse_kernel_and_the_copy_converts_and_matches():
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    x = keras.Input((48, 8), batch_size=1)
+    attention = ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=4, pattern=PATTERN, implementation="sparse")
+    model = keras.Model(x, attention(x, x))
+    export_model = ks.exportable(model)
+    assert export_model.layers[1].implementation == "segment" and model.layers[1].implementation == "sparse"
+    converter = tf.lite.TFLiteConverter.from_keras_model(export_model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    interpreter = Interpreter(model_content=converter.convert())
+    interpreter.allocate_tensors()
+    data = np.random.default_rng(0).normal(size=(1, 48, 8)).astype("float32")
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], data)
+    interpreter.invoke()
+    output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    assert relative_error(output, model(data), np.ones(1, bool)) < RELATIVE_TOLERANCE

@@ -1,0 +1,165 @@
+"""Speed and memory of sparse attention against Keras's dense MultiHeadAttention.
+
+Each case runs in its own process (so peak RSS is that case's), times a traced
+forward pass and a forward+backward pass (gradients for inputs and weights), and
+reports medians of repeats, FLOPs, and speed-up over dense in the same run.
+
+    .venv/bin/python benchmarks/attention.py                     # the README table
+    .venv/bin/python benchmarks/attention.py --lengths 1024 4096 --dims 128
+
+FLOPs count the four projections and the two attention matmuls (2 FLOPs per multiply-add); the
+FLOP ratio is dense FLOPs over the FLOPs of the pattern's allowed scores, so a kernel's
+speed-up divided by it is its efficiency against the physical limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+NUM_HEADS = 4
+BLOCK_SIZE = 64
+KERAS_WINDOW = 96  # Keras's sliding_window=96: |i - j| < 96, the band of 3 blocks of 64 on average
+CASES = ("keras_dense", "keras_sliding_window", "blocked", "sparse", "segment")
+TOKEN_KERNELS = ("sparse", "segment")
+TOKEN_KERNEL_MAX_LENGTH = 4096
+"""Token-level kernels gather one key row per allowed pair: 13 GB peak at L=4096 forward+backward."""
+
+
+def pattern():
+    import keras_sparse as ks
+
+    return ks.patterns.BigBird(BLOCK_SIZE, num_sliding_window_blocks=3, num_global_blocks=2, num_random_blocks=3)
+
+
+def flops(seq_len: int, d_model: int, scores_per_head: int) -> int:
+    key_dim = d_model // NUM_HEADS
+    projections = 4 * 2 * seq_len * d_model * d_model
+    return projections + NUM_HEADS * scores_per_head * 2 * 2 * key_dim
+
+
+def measure(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_sparse as ks
+
+    kwargs = dict(num_heads=NUM_HEADS, key_dim=d_model // NUM_HEADS)
+    if case == "keras_dense":
+        layer = keras.layers.MultiHeadAttention(**kwargs)
+    elif case == "keras_sliding_window":
+        layer = keras.layers.MultiHeadAttention(sliding_window=KERAS_WINDOW, **kwargs)
+    else:
+        layer = ks.layers.SparseMultiHeadAttention(pattern=pattern(), implementation=case, **kwargs)
+    x = tf.constant(np.random.default_rng(0).normal(size=(1, seq_len, d_model)).astype("float32"))
+    layer(x, x)
+
+    forward = tf.function(lambda q: layer(q, q))
+
+    @tf.function
+    def forward_backward(q):
+        with tf.GradientTape() as tape:
+            tape.watch(q)
+            loss = tf.reduce_sum(layer(q, q))
+        return tape.gradient(loss, [q, *layer.trainable_weights])
+
+    def median_ms(function):
+        function(x)  # trace
+        function(x)  # warm up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            tf.nest.map_structure(lambda t: t.numpy(), function(x))
+            times.append((time.perf_counter() - start) * 1e3)
+        return statistics.median(times)
+
+    return {
+        "forward_ms": median_ms(forward),
+        "forward_backward_ms": median_ms(forward_backward),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def scores_per_head(case: str, seq_len: int) -> int:
+    """Attention scores a case computes per head (dense cases compute all of them)."""
+    from keras_sparse.kernels import plan_gathered_blocks
+
+    if case.startswith("keras"):
+        return seq_len * seq_len
+    if case == "blocked":
+        return plan_gathered_blocks(pattern(), seq_len).computed_scores()
+    return int(pattern().mask(seq_len).sum())
+
+
+def run_case(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
+    command = [sys.executable, __file__, "--case", case, str(seq_len), str(d_model), str(repeats)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[512, 1024, 2048, 4096, 8192])
+    parser.add_argument("--dims", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        case, seq_len, d_model, repeats = args.case
+        print(json.dumps(measure(case, int(seq_len), int(d_model), int(repeats))))
+        return
+
+    print(
+        f"batch 1, {NUM_HEADS} heads, BigBird block {BLOCK_SIZE} (3 window, 2 global, 3 random blocks); "
+        f"Keras sliding_window={KERAS_WINDOW}; median of {args.repeats} runs; TF graph mode on {os.cpu_count()} cores"
+    )
+    print()
+    print(
+        "| d_model | L | case | fwd ms | fwd+bwd ms | peak RSS MiB | GFLOP | FLOP ratio | speed-up fwd | "
+        "speed-up fwd+bwd | fwd efficiency |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for d_model in args.dims:
+        for seq_len in args.lengths:
+            dense_flops = flops(seq_len, d_model, seq_len * seq_len)
+            allowed_flops = flops(seq_len, d_model, int(pattern().mask(seq_len).sum()))
+            ratio = dense_flops / allowed_flops
+            baseline = None
+            for case in args.cases:
+                if case in TOKEN_KERNELS and seq_len > TOKEN_KERNEL_MAX_LENGTH:
+                    print(f"| {d_model} | {seq_len} | {case} | skipped: needs > 24 GiB |||||||||")
+                    continue
+                row = run_case(case, seq_len, d_model, args.repeats)
+                gflop = flops(seq_len, d_model, scores_per_head(case, seq_len)) / 1e9
+                if "error" in row:
+                    print(f"| {d_model} | {seq_len} | {case} | failed: {row['error'][:60]} |||||||||")
+                    continue
+                if case == "keras_dense":
+                    baseline = row
+                speed = speed_bwd = efficiency = ""
+                if baseline and case not in ("keras_dense",):
+                    fwd_up = baseline["forward_ms"] / row["forward_ms"]
+                    speed = f"{fwd_up:.2f}x"
+                    speed_bwd = f"{baseline['forward_backward_ms'] / row['forward_backward_ms']:.2f}x"
+                    efficiency = f"{fwd_up / ratio:.0%}" if not case.startswith("keras") else ""
+                print(
+                    f"| {d_model} | {seq_len} | {case} | {row['forward_ms']:.1f} | {row['forward_backward_ms']:.1f} | "
+                    f"{row['peak_rss_mib']:.0f} | {gflop:.2f} | {ratio if not case.startswith('keras') else 1:.2f} | "
+                    f"{speed} | {speed_bwd} | {efficiency} |",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Model rewrites that swap attention layers and keep every weight: `sparsify` and `exportable`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+
+from keras_sparse.layers import SparseMultiHeadAttention
+from keras_sparse.patterns import Pattern
+
+EXPORT_FORMS = {"sparse": "segment"}
+"""Kernels that cannot be exported to TFLite builtins, and their builtins-only twins (same numbers)."""
+
+
+def _rewrite_layers(model: keras.Model, replace: Callable[[keras.layers.Layer], keras.layers.Layer | None]):
+    """A copy of a functional or Sequential model where `replace(layer)` (if not None) stands for each layer."""
+    if not isinstance(model, keras.Model) or not (isinstance(model, keras.Sequential) or hasattr(model, "_operations")):
+        raise ValueError(
+            "Received an invalid value for argument `model`, expected a functional or Sequential keras.Model "
+            f"(subclassed models cannot be cloned layer by layer). Received: model={model!r}"
+        )
+
+    def clone_layer(layer):
+        replacement = replace(layer)
+        return replacement if replacement is not None else layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone_layer)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def sparsify(model: keras.Model, pattern: Pattern, implementation: str = "auto") -> keras.Model:
+    """Returns a copy of a functional or Sequential `model` whose multi-head attention layers are sparse.
+
+    Weights are carried over, so the copy computes what `model` computes with
+    `attention_mask=pattern.mask(T)` in each attention layer. The original is not changed.
+
+    Args:
+        model: a built functional or `keras.Sequential` model.
+        pattern: the `keras_sparse.patterns.Pattern` every replaced layer uses.
+        implementation: the kernel, as in `SparseMultiHeadAttention`.
+
+    Example:
+
+    >>> import keras, keras_sparse as ks
+    >>> x = keras.Input(shape=(128, 16))
+    >>> dense = keras.Model(x, keras.layers.MultiHeadAttention(num_heads=2, key_dim=8)(x, x))
+    >>> sparse = ks.sparsify(dense, pattern=ks.patterns.SlidingWindow(window_size=32))
+    >>> type(sparse.layers[1]).__name__
+    'SparseMultiHeadAttention'
+    """
+    if not isinstance(pattern, Pattern):
+        raise ValueError(
+            "Received an invalid value for argument `pattern`, expected a keras_sparse.patterns.Pattern. "
+            f"Received: pattern={pattern!r}"
+        )
+
+    def replace(layer):
+        if type(layer) is keras.layers.MultiHeadAttention:
+            config = {**layer.get_config(), "pattern": pattern, "implementation": implementation}
+            return SparseMultiHeadAttention.from_config(config)
+        return None
+
+    return _rewrite_layers(model, replace)
+
+
+def exportable(model: keras.Model) -> keras.Model:
+    """Returns a copy of `model` whose sparse attention layers use kernels that export to TFLite builtins.
+
+    Layers with `implementation="sparse"` (tf.sparse ops, which no TFLite runtime has)
+    switch to `"segment"`, which computes the same numbers with GATHER and
+    UNSORTED_SEGMENT_* builtins. Other layers and all weights are unchanged.
+
+    Example:
+
+    >>> import keras, keras_sparse as ks
+    >>> x = keras.Input(shape=(64, 8))
+    >>> attention = ks.layers.SparseMultiHeadAttention(
+    ...     num_heads=2, key_dim=4, pattern=ks.patterns.SlidingWindow(8), implementation="sparse")
+    >>> ks.exportable(keras.Model(x, attention(x, x))).layers[1].implementation
+    'segment'
+    """
+
+    def replace(layer):
+        if isinstance(layer, SparseMultiHeadAttention) and layer.implementation in EXPORT_FORMS:
+            config = {**layer.get_config(), "implementation": EXPORT_FORMS[layer.implementation]}
+            return type(layer).from_config(config)
+        return None
+
+    return _rewrite_layers(model, replace)
