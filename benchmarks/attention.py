@@ -6,6 +6,7 @@ reports medians of repeats, FLOPs, and speed-up over dense in the same run.
 
     .venv/bin/python benchmarks/attention.py                     # the README table
     .venv/bin/python benchmarks/attention.py --lengths 1024 4096 --dims 128
+    .venv/bin/python benchmarks/attention.py --zoo                # one row per pattern kind at L=4096, 8192
 
 FLOPs count the four projections and the two attention matmuls (2 FLOPs per multiply-add); the
 FLOP ratio is dense FLOPs over the FLOPs of the pattern's allowed scores, so a kernel's
@@ -38,6 +39,26 @@ def pattern():
     return ks.patterns.BigBird(BLOCK_SIZE, num_sliding_window_blocks=3, num_global_blocks=2, num_random_blocks=3)
 
 
+def zoo() -> dict:
+    """One pattern of each kind, at the block size of the main table, for the `--zoo` table."""
+    import keras_sparse as ks
+
+    p = ks.patterns
+    return {
+        "SlidingWindow(256, global 0)": p.SlidingWindow(256, global_tokens=(0,)),
+        "SlidingWindow(256, dilation 2)": p.SlidingWindow(256, dilation=2),
+        "BlockLocal(64)": p.BlockLocal(64),
+        "BigBird(64, 3/2/3)": pattern(),
+        "Strided(64)": p.Strided(64),
+        "Strided(64), split heads": p.Strided(64, heads="split"),
+        "Fixed(128, 16)": p.Fixed(128, 16),
+        "RandomKeys(32, window 128)": p.RandomKeys(32, local_window=128),
+        "DistanceDecay(0.05)": p.DistanceDecay(0.05),
+        "DistanceDecay(0.05), ALiBi heads": p.DistanceDecay(0.05, per_head=True),
+        "LSH(16 buckets, 2 hashes, chunk 64)": p.LSH(16, num_hashes=2, chunk_size=64),
+    }
+
+
 def flops(seq_len: int, d_model: int, scores_per_head: int) -> int:
     key_dim = d_model // NUM_HEADS
     projections = 4 * 2 * seq_len * d_model * d_model
@@ -53,7 +74,9 @@ def measure(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
     import keras_sparse as ks
 
     kwargs = dict(num_heads=NUM_HEADS, key_dim=d_model // NUM_HEADS)
-    if case == "keras_dense":
+    if case in zoo():
+        layer = ks.layers.SparseMultiHeadAttention(pattern=zoo()[case], **kwargs)
+    elif case == "keras_dense":
         layer = keras.layers.MultiHeadAttention(**kwargs)
     elif case == "keras_sliding_window":
         layer = keras.layers.MultiHeadAttention(sliding_window=KERAS_WINDOW, **kwargs)
@@ -88,6 +111,17 @@ def measure(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
     }
 
 
+def zoo_scores_per_head(name: str, seq_len: int) -> tuple[int, str]:
+    """Scores a zoo pattern allows per head, and the kernel `implementation="auto"` runs it on."""
+    import keras_sparse as ks
+
+    chosen = zoo()[name].for_heads(NUM_HEADS)
+    if chosen.dynamic:  # LSH: each round scores each query against its chunk and the previous one
+        return chosen.num_hashes * seq_len * 2 * chosen.chunk_size, "lsh"
+    layer = ks.layers.SparseMultiHeadAttention(num_heads=NUM_HEADS, key_dim=8, pattern=chosen)
+    return chosen.describe(seq_len)["nnz"], layer._kernel_for(seq_len, causal=False)
+
+
 def scores_per_head(case: str, seq_len: int) -> int:
     """Attention scores a case computes per head (dense cases compute all of them)."""
     from keras_sparse.kernels import plan_gathered_blocks
@@ -113,11 +147,15 @@ def main():
     parser.add_argument("--dims", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--zoo", action="store_true", help="one row per pattern kind at L=4096 and 8192 instead")
     parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         case, seq_len, d_model, repeats = args.case
         print(json.dumps(measure(case, int(seq_len), int(d_model), int(repeats))))
+        return
+    if args.zoo:
+        print_zoo_table(args.repeats)
         return
 
     print(
@@ -159,6 +197,35 @@ def main():
                     f"{speed} | {speed_bwd} | {efficiency} |",
                     flush=True,
                 )
+
+
+def print_zoo_table(repeats: int, d_model: int = 128, lengths=(4096, 8192)):
+    print(f"batch 1, {NUM_HEADS} heads, d_model {d_model}, implementation='auto'; median of {repeats} runs")
+    print()
+    print(
+        "| pattern | L | kernel | density | FLOP ratio | fwd ms | dense fwd ms | speed-up fwd | fwd+bwd ms | "
+        "speed-up fwd+bwd |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for seq_len in lengths:
+        dense = run_case("keras_dense", seq_len, d_model, repeats)
+        for name in zoo():
+            nnz, kernel = zoo_scores_per_head(name, seq_len)
+            ratio = flops(seq_len, d_model, seq_len * seq_len) / flops(seq_len, d_model, nnz)
+            prefix = f"| {name} | {seq_len} | {kernel} | {nnz / seq_len**2:.3f} | {ratio:.2f} |"
+            if kernel in TOKEN_KERNELS and seq_len > TOKEN_KERNEL_MAX_LENGTH:
+                print(f"{prefix} skipped: needs > 24 GiB |||||")
+                continue
+            row = run_case(name, seq_len, d_model, repeats)
+            if "error" in row:
+                print(f"{prefix} failed: {row['error'][:70]} |||||")
+                continue
+            fwd, both = row["forward_ms"], row["forward_backward_ms"]
+            print(
+                f"{prefix} {fwd:.1f} | {dense['forward_ms']:.1f} | {dense['forward_ms'] / fwd:.2f}x | "
+                f"{both:.1f} | {dense['forward_backward_ms'] / both:.2f}x |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

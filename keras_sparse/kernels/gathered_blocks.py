@@ -6,24 +6,19 @@ TRANSPOSE, PAD, CONCATENATION, ...), and every shape is static but the batch.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
 from keras_sparse.kernels.gather_plan import BlockGroup, GatherPlan
 from keras_sparse.kernels.masked_softmax import masked_softmax
-
-
-def _pad_sequence(x: tf.Tensor, padded_len: int, axes: tuple[int, ...] = (1,)) -> tf.Tensor:
-    missing = padded_len - x.shape[axes[0]]
-    if missing == 0:
-        return x
-    paddings = [[0, missing if axis in axes else 0] for axis in range(x.shape.rank)]
-    return tf.pad(x, paddings)
+from keras_sparse.kernels.padding import pad_sequence
 
 
 def _heads_blocks(x: tf.Tensor, plan: GatherPlan) -> tf.Tensor:
     """(B, L, H, d) -> (B, H, num_blocks, block_size, d)."""
-    x = tf.transpose(_pad_sequence(x, plan.num_blocks * plan.block_size), (0, 2, 1, 3))
+    x = tf.transpose(pad_sequence(x, plan.num_blocks * plan.block_size), (0, 2, 1, 3))
     return tf.reshape(x, (-1, x.shape[1], plan.num_blocks, plan.block_size, x.shape[-1]))
 
 
@@ -34,19 +29,20 @@ def _flat_blocks(x: tf.Tensor, plan: GatherPlan) -> tf.Tensor:
 
 
 def _group_mask(group: BlockGroup, plan: GatherPlan, key_blocks_mask, attention_blocks) -> tf.Tensor:
-    """The group's static token mask ANDed with the (batch-dependent) padding and attention masks."""
+    """The group's static token mask ANDed with the (batch-dependent) padding and attention masks, or None."""
     heads, rows, slots = group.key_blocks.shape
     block = plan.block_size
-    mask = tf.constant(group.mask)
+    masks = [] if group.mask is None else [tf.constant(group.mask)]
     if key_blocks_mask is not None:
         gathered = tf.gather(key_blocks_mask, group.key_blocks.reshape(-1), axis=1)
-        mask = tf.logical_and(mask, tf.reshape(gathered, (-1, heads, rows, 1, slots * block)))
+        masks.append(tf.reshape(gathered, (-1, heads, rows, 1, slots * block)))
     if attention_blocks is not None:
         index = (group.query_blocks[None, :, None] * plan.num_blocks + group.key_blocks).reshape(-1)
         gathered = tf.reshape(tf.gather(attention_blocks, index, axis=1), (-1, heads, rows, slots, block, block))
-        gathered = tf.reshape(tf.transpose(gathered, (0, 1, 2, 4, 3, 5)), (-1, heads, rows, block, slots * block))
-        mask = tf.logical_and(mask, gathered)
-    return mask
+        masks.append(tf.reshape(tf.transpose(gathered, (0, 1, 2, 4, 3, 5)), (-1, heads, rows, block, slots * block)))
+    if not masks:
+        return None
+    return functools.reduce(tf.logical_and, masks)
 
 
 def _dense_probabilities(probs: tf.Tensor, group: BlockGroup, plan: GatherPlan) -> tf.Tensor:
@@ -100,9 +96,9 @@ def gathered_block_attention(
     keys, values = _flat_blocks(key, plan), _flat_blocks(value, plan)
     key_blocks_mask = attention_blocks = None
     if key_mask is not None:
-        key_blocks_mask = tf.reshape(_pad_sequence(key_mask, padded_len), (-1, plan.num_blocks, plan.block_size))
+        key_blocks_mask = tf.reshape(pad_sequence(key_mask, padded_len), (-1, plan.num_blocks, plan.block_size))
     if attention_mask is not None:
-        padded = _pad_sequence(attention_mask, padded_len, axes=(1, 2))
+        padded = pad_sequence(attention_mask, padded_len, axes=(1, 2))
         blocks = tf.reshape(padded, (-1, plan.num_blocks, plan.block_size, plan.num_blocks, plan.block_size))
         attention_blocks = tf.reshape(
             tf.transpose(blocks, (0, 1, 3, 2, 4)), (-1, plan.num_blocks**2, plan.block_size, plan.block_size)

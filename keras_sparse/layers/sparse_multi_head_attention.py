@@ -6,6 +6,7 @@ import functools
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 from keras.src.backend import set_keras_mask  # as Keras's own MultiHeadAttention.call; Keras is pinned to 3.15
 
@@ -49,7 +50,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             use_bias, output_shape, sliding_window, initializers, regularizers, constraints, use_gate, seed).
             `sliding_window=w` is ANDed with the pattern; `attention_axes` may only be the sequence axis;
             `flash_attention` has no effect.
-        pattern: a `keras_sparse.patterns.Pattern`. Defaults to `Dense()`.
+        pattern: a `keras_sparse.patterns.Pattern`. Defaults to `Dense()`. With the input-dependent `LSH`
+            pattern the layer is Reformer attention: keys share the query projection (the key projection's
+            weights are kept but unused), and `attention_mask` / `return_attention_scores` are not available.
         implementation: str, the kernel. One of
             - `"auto"` (default): `"blocked"`, unless blocks would compute over 32x the allowed scores,
               then `"segment"`;
@@ -97,6 +100,12 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
                 f"attention_axes={self._attention_axes}",
             )
         pattern.for_heads(self._num_heads)  # raises if a per-head pattern has another head count
+        if pattern.dynamic and (implementation != "auto" or self._sliding_window is not None):
+            raise _invalid(
+                "implementation",
+                "'auto' and no `sliding_window` for an input-dependent pattern (LSH runs on its own kernel)",
+                f"implementation={implementation!r}, sliding_window={self._sliding_window}",
+            )
         self._pattern = pattern
         self._implementation = implementation
 
@@ -223,6 +232,8 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         return ops.cast(attention_mask, "bool")
 
     def _kernel_for(self, seq_len: int, causal: bool) -> str:
+        if self._pattern.dynamic:
+            return "lsh"
         if self._implementation != "auto":
             return self._implementation
         plan = _gather_plan(self.effective_pattern, seq_len, causal)
@@ -246,15 +257,27 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         `(B, T, T)` tensor is built; `attention_mask` is an optional bool `(B, T, T)`.
         """
         seq_len = query.shape[1]
+        kernel = self._kernel_for(seq_len, use_causal_mask)
+        if kernel == "lsh":  # Reformer's shared-QK: keys are the normalised query projections
+            key = tf.math.l2_normalize(query, axis=-1)
         query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
         dropout = None
         if self._dropout > 0.0:
             dropout = functools.partial(self._dropout_layer, training=training)
+        if kernel == "lsh":
+            for name, value_given in (
+                ("attention_mask", attention_mask),
+                ("return_attention_scores", return_attention_scores),
+            ):
+                if value_given is not None and value_given is not False:
+                    raise _invalid(
+                        name, "None / False with an LSH pattern (its mask depends on the input)", f"{name}=..."
+                    )
+            return kernels.lsh_attention(query, key, value, self.effective_pattern, key_mask, use_causal_mask, dropout)
         masks = dict(
             key_mask=key_mask, attention_mask=attention_mask, dropout=dropout, return_scores=return_attention_scores
         )
         pattern = self.effective_pattern
-        kernel = self._kernel_for(seq_len, use_causal_mask)
         if kernel == "blocked":
             return kernels.gathered_block_attention(
                 query, key, value, _gather_plan(pattern, seq_len, use_causal_mask), **masks

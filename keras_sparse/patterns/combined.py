@@ -34,6 +34,11 @@ class _Combined(Pattern):
                     f"Received an invalid value for argument `{name}`, expected a keras_sparse.patterns.Pattern. "
                     f"Received: {name}={getattr(self, name)!r}"
                 )
+        if self.first.dynamic or self.second.dynamic:
+            raise ValueError(
+                "Received an input-dependent pattern (LSH) in a combination: LSH attention cannot be combined "
+                "with other patterns. Use it alone."
+            )
         object.__setattr__(self, "block_size", _merged_block_size(self.first, self.second))
         heads = {p.num_heads for p in (self.first, self.second)} - {None}
         if len(heads) > 1:

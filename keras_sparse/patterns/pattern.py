@@ -67,6 +67,9 @@ class Pattern:
     num_heads: int | None = None
     """Heads of a per-head pattern, or None when every head shares the pattern."""
 
+    dynamic: bool = False
+    """True for patterns that depend on the input (LSH): no static mask; a dedicated kernel computes them."""
+
     def allowed(self, query_index: np.ndarray, key_index: np.ndarray, seq_len: int) -> np.ndarray:
         """True where query `query_index` may attend key `key_index` (broadcasting integer arrays).
 
@@ -169,14 +172,14 @@ class Pattern:
         """The fraction of (query, key) pairs allowed, averaged over heads."""
         return self.describe(seq_len)["density"]
 
-    def plot(self, seq_len: int, path=None):
+    def plot(self, seq_len: int, path=None, title: str | None = None):
         """Draws the mask (one panel per head) with the block grid; writes a PNG if `path` is given.
 
         Needs matplotlib (`pip install keras-sparse[plot]`). Returns the matplotlib Figure.
         """
         from keras_sparse.patterns.plotting import plot_pattern
 
-        return plot_pattern(self, seq_len, path)
+        return plot_pattern(self, seq_len, path, title)
 
     def get_config(self) -> dict:
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.init}

@@ -6,12 +6,11 @@ for every pattern x kernel x {no mask, padding, causal}, on rows that have an al
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import keras_sparse as ks
-from tests.reference import GRADIENT_TOLERANCE, RELATIVE_TOLERANCE, full_mask, relative_error, twin_layers
+from tests.reference import RELATIVE_TOLERANCE, assert_matches_reference, relative_error, twin_layers
 
 PATTERNS = {
     "dense": ks.patterns.Dense(block_size=16),
@@ -24,41 +23,6 @@ PATTERNS = {
 IMPLEMENTATIONS = ["blocked", "sparse", "segment", "dense", "auto"]
 
 
-def compare_with_keras(pattern, implementation, x, key_padding=None, causal=False, attention_mask=None, **layer_kwargs):
-    dense, sparse = twin_layers(pattern, implementation, x, **layer_kwargs)
-    seq_len = x.shape[1]
-    mask = np.broadcast_to(
-        full_mask(pattern.mask(seq_len), key_padding, causal, attention_mask), (x.shape[0], seq_len, seq_len)
-    )
-    live = mask.any(-1)
-    weights = tf.constant(
-        np.random.default_rng(3).normal(size=dense.compute_output_shape(x.shape, x.shape)) * live[..., None], tf.float32
-    )
-    x = tf.constant(x)
-
-    def run(layer, **call_kwargs):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            out = layer(x, x, **call_kwargs)
-            loss = tf.reduce_sum(out * weights)
-        return out, tape.gradient(loss, [x, *layer.trainable_weights])
-
-    sparse_kwargs = {"use_causal_mask": causal}
-    if key_padding is not None:
-        sparse_kwargs["value_mask"] = tf.constant(key_padding)
-    if attention_mask is not None:
-        sparse_kwargs["attention_mask"] = tf.constant(attention_mask)
-    out, grads = run(sparse, **sparse_kwargs)
-    ref, ref_grads = run(dense, attention_mask=tf.constant(mask))
-    assert relative_error(out, ref, live) < RELATIVE_TOLERANCE
-    assert relative_error(grads[0], ref_grads[0], np.ones_like(live)) < GRADIENT_TOLERANCE
-    # The key bias's gradient is zero in exact arithmetic (softmax ignores a per-row shift), so weight
-    # gradients are measured against the largest weight gradient of the layer.
-    scale = max(np.abs(g).max() for g in ref_grads[1:])
-    for grad, ref_grad in zip(grads[1:], ref_grads[1:], strict=True):
-        assert np.abs(grad - ref_grad).max() / scale < GRADIENT_TOLERANCE
-
-
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("pattern", PATTERNS.values(), ids=PATTERNS.keys())
 @pytest.mark.parametrize("masking", ["none", "padding", "causal"])
@@ -69,7 +33,7 @@ def test_layer_equals_keras_with_the_pattern_as_mask(pattern, implementation, ma
     if masking == "padding":
         key_padding = np.ones((2, 70), bool)
         key_padding[1, 52:] = False
-    compare_with_keras(
+    assert_matches_reference(
         pattern, implementation, x, key_padding=key_padding, causal=masking == "causal", num_heads=2, key_dim=6
     )
 
@@ -79,14 +43,16 @@ def test_user_attention_mask_is_anded_with_the_pattern(implementation):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, 50, 8)).astype("float32")
     attention_mask = rng.random((2, 50, 50)) < 0.7
-    compare_with_keras(PATTERNS["big_bird"], implementation, x, attention_mask=attention_mask, num_heads=2, key_dim=4)
+    assert_matches_reference(
+        PATTERNS["big_bird"], implementation, x, attention_mask=attention_mask, num_heads=2, key_dim=4
+    )
 
 
 @pytest.mark.parametrize("implementation", ["blocked", "sparse"])
 def test_keras_arguments_carry_over(implementation):
     """value_dim, output_shape, use_bias=False and use_gate change the weights; all must still match."""
     x = np.random.default_rng(2).normal(size=(1, 50, 10)).astype("float32")
-    compare_with_keras(
+    assert_matches_reference(
         PATTERNS["sliding_window"],
         implementation,
         x,
@@ -127,4 +93,4 @@ def test_random_shapes_match_keras(seq_len, block_size, window, heads, key_dim, 
         "block_local": ks.patterns.BlockLocal(block_size),
     }[kind]
     x = np.random.default_rng(seq_len).normal(size=(2, seq_len, 5)).astype("float32")
-    compare_with_keras(pattern, implementation, x, causal=causal, num_heads=heads, key_dim=key_dim)
+    assert_matches_reference(pattern, implementation, x, causal=causal, num_heads=heads, key_dim=key_dim)

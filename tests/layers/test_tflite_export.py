@@ -31,8 +31,22 @@ def builtins_only(model):
         (ks.patterns.BigBird(16, seed=1), "blocked"),
         (ks.patterns.SlidingWindow(20, global_tokens=(0,), block_size=16), "blocked"),
         (ks.patterns.SlidingWindow(20, dilation=3), "segment"),
+        (ks.patterns.Strided(8, heads="split", block_size=16), "blocked"),
+        (ks.patterns.DistanceDecay(0.2, per_head=True, block_size=16), "blocked"),
+        (ks.patterns.RandomKeys(8, local_window=8), "segment"),
+        (ks.patterns.Fixed(16, 4), "blocked"),
+        (ks.patterns.LSH(4, num_hashes=2, chunk_size=16), "auto"),
     ],
-    ids=["big_bird-blocked", "window-blocked", "dilated-segment"],
+    ids=[
+        "big_bird-blocked",
+        "window-blocked",
+        "dilated-segment",
+        "split-heads",
+        "alibi",
+        "random-keys",
+        "fixed",
+        "lsh",
+    ],
 )
 def test_converts_to_builtins_and_matches_keras_in_litert(pattern, implementation):
     model = model_with(pattern, implementation)

@@ -1,5 +1,6 @@
 """Bad pattern arguments raise a ValueError that names the argument."""
 
+import numpy as np
 import pytest
 
 import keras_sparse as ks
@@ -25,5 +26,31 @@ CASES = [
 
 @pytest.mark.parametrize("make, argument", CASES)
 def test_error_names_the_argument(make, argument):
+    with pytest.raises(ValueError, match=f"`{argument}`|{argument}="):
+        make()
+
+
+ZOO_CASES = [
+    (lambda: ks.patterns.Strided(0), "stride"),
+    (lambda: ks.patterns.Strided(4, heads="half"), "heads"),
+    (lambda: ks.patterns.Fixed(4, 5), "summary_size"),
+    (lambda: ks.patterns.Fixed(4, 0), "summary_size"),
+    (lambda: ks.patterns.Strided(4, heads="split").for_heads(1), "pattern"),
+    (lambda: ks.patterns.RandomKeys(0), "num_keys"),
+    (lambda: ks.patterns.RandomKeys(50).mask(40), "num_keys"),
+    (lambda: ks.patterns.RandomKeys(4, local_window=-1), "local_window"),
+    (lambda: ks.patterns.DistanceDecay(0.0), "rate"),
+    (lambda: ks.patterns.DistanceDecay(0.1, threshold=1.0), "threshold"),
+    (lambda: ks.patterns.DistanceDecay(0.1, threshold=0), "threshold"),
+    (lambda: ks.patterns.Learned(np.ones((3, 4), bool), block_size=4), "layout"),
+    (lambda: ks.patterns.Learned(np.ones((3, 3), bool), block_size=4).layout(40), "seq_len"),
+    (lambda: ks.patterns.PerHead([]), "patterns"),
+    (lambda: ks.patterns.PerHead([ks.patterns.BlockLocal(4), ks.patterns.BlockLocal(8)]), "patterns"),
+    (lambda: ks.patterns.PerHead([ks.patterns.Dense()]).for_heads(2), "pattern"),
+]
+
+
+@pytest.mark.parametrize("make, argument", ZOO_CASES)
+def test_zoo_error_names_the_argument(make, argument):
     with pytest.raises(ValueError, match=f"`{argument}`|{argument}="):
         make()

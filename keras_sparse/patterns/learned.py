@@ -1,0 +1,73 @@
+"""`Learned`: a block layout given as data (for example, one the pruning callbacks learned)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from keras_sparse.patterns.pattern import Pattern, check_positive_int, check_seq_len, num_blocks_for, register
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class Learned(Pattern):
+    """Query i attends key j iff `layout[i // block_size, j // block_size]` (per head with a 3-D layout).
+
+    Args:
+        layout: bool array `(num_blocks, num_blocks)`, or `(num_heads, num_blocks, num_blocks)` for a
+            per-head pattern. Sequences must need exactly `num_blocks` blocks.
+        block_size: int. Tokens per block.
+
+    Example:
+
+    >>> import numpy as np, keras_sparse as ks
+    >>> ks.patterns.Learned(np.eye(2, dtype=bool), block_size=2).mask(4).astype(int)[0]
+    array([1, 1, 0, 0])
+    """
+
+    layout_blocks: tuple
+    block_size: int
+    num_heads: int | None = dataclasses.field(default=None, init=False)
+
+    def __init__(self, layout, block_size: int):
+        array = np.asarray(layout)
+        if array.ndim not in (2, 3) or array.shape[-1] != array.shape[-2] or array.shape[-1] == 0:
+            raise ValueError(
+                "Received an invalid value for argument `layout`, expected a square bool array (num_blocks, "
+                f"num_blocks) or (num_heads, num_blocks, num_blocks). Received: layout.shape={array.shape}"
+            )
+        object.__setattr__(self, "layout_blocks", _to_tuples(array.astype(bool)))
+        object.__setattr__(self, "block_size", check_positive_int("block_size", block_size))
+        object.__setattr__(self, "num_heads", array.shape[0] if array.ndim == 3 else None)
+
+    @property
+    def blocks(self) -> np.ndarray:
+        return np.array(self.layout_blocks, dtype=bool)
+
+    def head(self, index):
+        return self if self.num_heads is None else Learned(self.blocks[index], self.block_size)
+
+    def check_fits(self, seq_len):
+        needed, have = num_blocks_for(seq_len, self.block_size), self.blocks.shape[-1]
+        if needed != have:
+            raise ValueError(
+                f"Received an invalid value for argument `seq_len`: the learned layout has {have} blocks of "
+                f"{self.block_size} tokens, a sequence of {seq_len} tokens needs {needed}. Use sequences of "
+                f"{(have - 1) * self.block_size + 1} to {have * self.block_size} tokens."
+            )
+
+    def allowed(self, query_index, key_index, seq_len):
+        return self.blocks[np.asarray(query_index) // self.block_size, np.asarray(key_index) // self.block_size]
+
+    def layout(self, seq_len, block_size=None):
+        self.resolve_block_size(block_size)
+        self.check_fits(check_seq_len(seq_len))
+        return self.blocks
+
+    def get_config(self):
+        return {"layout": self.blocks.tolist(), "block_size": self.block_size}
+
+
+def _to_tuples(array: np.ndarray):
+    return tuple(_to_tuples(row) for row in array) if array.ndim > 1 else tuple(bool(v) for v in array)
