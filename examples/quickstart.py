@@ -1,10 +1,9 @@
 """Quickstart: train a sparse-attention classifier on a long-sequence task, export it to TFLite, verify the file.
 
 The task is generated in code: each sequence of `--seq-len` tokens starts with a label
-token (one of `--classes`), and every other position holds random tokens, label tokens
-among them as distractors. The class is the token at position 0, so a model must move
-information from position 0 across the whole sequence: BigBird's global blocks can,
-a plain sliding window cannot (try `--pattern window`).
+token (one of `--classes`) followed by random filler tokens. The class is read at the last
+position, so a model must carry it across the whole sequence: BigBird's global blocks let
+the last position see position 0, a plain sliding window cannot (try `--pattern window`).
 
     .venv/bin/python examples/quickstart.py               # about a minute on 2 CPU cores
     .venv/bin/python examples/quickstart.py --pattern window
@@ -33,10 +32,10 @@ NUM_SPECIAL = 1  # token 0 is never used, so the vocabulary is labels then fille
 
 
 def make_task(num_examples: int, seq_len: int, num_classes: int, vocab_size: int, seed: int):
-    """Token sequences whose class is the label token at position 0."""
+    """Token sequences whose class is the label token at position 0 (filler tokens are never labels)."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, num_classes, size=num_examples)
-    tokens = rng.integers(NUM_SPECIAL, vocab_size, size=(num_examples, seq_len))
+    tokens = rng.integers(NUM_SPECIAL + num_classes, vocab_size, size=(num_examples, seq_len))  # filler only
     tokens[:, 0] = NUM_SPECIAL + labels
     return tokens.astype("int32"), labels.astype("int32")
 
@@ -48,8 +47,8 @@ def build_model(seq_len: int, vocab_size: int, num_classes: int, pattern: ks.pat
     x = x + positions
     attention = ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=dim // 2, pattern=pattern)
     x = keras.layers.LayerNormalization()(x + attention(x, x))
-    x = keras.layers.GlobalAveragePooling1D()(x)
-    return keras.Model(tokens, keras.layers.Dense(num_classes)(x))
+    last = x[:, -1]  # the class is read where only long-range attention can bring it
+    return keras.Model(tokens, keras.layers.Dense(num_classes)(last))
 
 
 def to_tflite(model: keras.Model, seq_len: int) -> bytes:
