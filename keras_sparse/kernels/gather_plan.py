@@ -15,6 +15,7 @@ time at L=4096 for BigBird, where all but two interior blocks are such).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -77,10 +78,11 @@ class GatherPlan:
         allowed = 0
         for group in self.groups:
             if group.mask is None:
-                allowed += len(group.query_blocks) * group.num_slots * self.block_size**2 * self.layout_heads
+                allowed += len(group.query_blocks) * group.num_slots * self.block_size**2
             else:
-                allowed += int(group.mask.sum()) * (self.block_size // group.mask.shape[2])
-        return allowed // self.layout_heads
+                rows_per_stored_row = self.block_size // group.mask.shape[2]
+                allowed += int(group.mask.sum()) * rows_per_stored_row // self.layout_heads
+        return allowed
 
 
 def split_rows(counts: np.ndarray) -> list[np.ndarray]:
@@ -163,7 +165,7 @@ def plan_gathered_blocks(
     if causal:
         layout = layout & np.tri(num_blocks, dtype=bool)
     counts = layout.sum(-1).max(0)
-    make_group = lambda rows: _make_group(pattern, layout, rows, block_size, seq_len, causal)  # noqa: E731
+    make_group = functools.partial(_make_group, pattern, layout, block_size=block_size, seq_len=seq_len, causal=causal)
     groups = [part for rows in split_rows(counts) for part in _split_unmasked(make_group(rows), make_group)]
     groups = tuple(sorted(groups, key=lambda g: g.query_blocks[0]))
     order = np.concatenate([g.query_blocks for g in groups])

@@ -10,16 +10,16 @@ from keras_sparse.patterns.lsh import LSH, SELF_SCORE
 
 
 def _sorted_gather(x: tf.Tensor, order: tf.Tensor) -> tf.Tensor:
-    """x `(B, H, T, ...)` gathered along T by order `(B, H, R, T)` -> `(B, H, R, T, ...)`."""
+    """x `(B, H, T, ...)` gathered along T by order `(B, H, R, T)` -> `(B, H, R, T, ...)`, one copy per round."""
     return tf.gather(x, order, axis=2, batch_dims=2)
 
 
 def _with_previous_chunk(x: tf.Tensor) -> tf.Tensor:
-    """`(..., chunks, c, d)` -> `(..., chunks, 2c, d)`: each chunk followed by the one before it (cyclic)."""
-    if x.shape[-3] == 1:
+    """`(B, H, R, chunks, c, ...)` -> `(B, H, R, chunks, 2c, ...)`: each chunk then the one before it (cyclic)."""
+    if x.shape[3] == 1:
         return x  # one chunk: it is its own previous chunk
-    previous = tf.concat([x[..., -1:, :, :], x[..., :-1, :, :]], axis=-3)
-    return tf.concat([x, previous], axis=-2)
+    previous = tf.concat([x[:, :, :, -1:], x[:, :, :, :-1]], axis=3)
+    return tf.concat([x, previous], axis=4)
 
 
 def _matmul(a: tf.Tensor, b: tf.Tensor, transpose_b: bool = False) -> tf.Tensor:
@@ -59,43 +59,40 @@ def lsh_attention(query, key, value, pattern: LSH, key_mask=None, causal: bool =
             key_mask = tf.ones_like(query[:, :, 0, 0], dtype=tf.bool)
         query, key, value = (pad_sequence(x, seq_len) for x in (query, key, value))
         key_mask = pad_sequence(key_mask, seq_len)
-    to_heads = lambda x: tf.transpose(x, (0, 2, 1, 3))  # noqa: E731  (B, H, T, d)
-    q, k, v = to_heads(query), to_heads(key), to_heads(value)
+    q, k, v = (tf.transpose(x, (0, 2, 1, 3)) for x in (query, key, value))  # (B, H, T, d)
 
     rotated = tf.einsum("bhtd,hrdn->bhrtn", k, tf.constant(pattern.rotations(heads, key_dim)))
     buckets = tf.argmax(tf.concat([rotated, -rotated], axis=-1), axis=-1, output_type=tf.int32)  # (B, H, R, T)
     positions = tf.range(seq_len, dtype=tf.int32)
-    order = tf.argsort(buckets * seq_len + positions, axis=-1, stable=True)  # (B, H, R, T)
+    order = tf.argsort(buckets * seq_len + positions, axis=-1, stable=True)  # (B, H, R, T): sorted positions
 
     def chunked(x):  # (B, H, R, T, ...) -> (B, H, R, chunks, c, ...)
         return tf.reshape(x, (-1, heads, rounds, num_chunks, chunk, *x.shape[4:]))
 
-    sorted_q = chunked(_sorted_gather(q, order))
-    sorted_k = _with_previous_chunk(chunked(_sorted_gather(k, order)))
-    sorted_v = _with_previous_chunk(chunked(_sorted_gather(v, order)))
-    query_pos = chunked(order[..., None])[..., 0]  # (B, H, R, chunks, c)
-    key_pos = _with_previous_chunk(chunked(order[..., None]))[..., 0]
-    query_bucket = chunked(tf.gather(buckets, order, axis=3, batch_dims=3)[..., None])[..., 0]
-    key_bucket = _with_previous_chunk(chunked(tf.gather(buckets, order, axis=3, batch_dims=3)[..., None]))[..., 0]
-
-    scores = _matmul(sorted_q, sorted_k, transpose_b=True)  # (B, H, R, chunks, c, c or 2c)
-    allowed = tf.equal(query_bucket[..., :, None], key_bucket[..., None, :])
+    sorted_buckets = tf.gather(buckets, order, axis=3, batch_dims=3)
+    scores = _matmul(
+        chunked(_sorted_gather(q, order)), _with_previous_chunk(chunked(_sorted_gather(k, order))), transpose_b=True
+    )  # (B, H, R, chunks, c, c or 2c)
+    query_pos, key_pos = chunked(order), _with_previous_chunk(chunked(order))
+    allowed = tf.equal(
+        chunked(sorted_buckets)[..., :, None], _with_previous_chunk(chunked(sorted_buckets))[..., None, :]
+    )
     if causal:
         allowed = tf.logical_and(allowed, key_pos[..., None, :] <= query_pos[..., :, None])
     if key_mask is not None:
-        valid = tf.gather(tf.broadcast_to(key_mask[:, None, None, :], tf.shape(buckets)), order, axis=3, batch_dims=3)
-        allowed = tf.logical_and(allowed, _with_previous_chunk(chunked(valid[..., None]))[..., 0][..., None, :])
+        valid = _sorted_gather(tf.repeat(key_mask[:, None, :], heads, axis=1), order)  # (B, H, R, T)
+        allowed = tf.logical_and(allowed, _with_previous_chunk(chunked(valid))[..., None, :])
     is_self = tf.equal(query_pos[..., :, None], key_pos[..., None, :])
     scores = tf.where(allowed, scores, large_negative(scores.dtype))
     scores = tf.where(tf.logical_and(is_self, allowed), tf.constant(SELF_SCORE, scores.dtype), scores)
     log_norm = tf.reduce_logsumexp(scores, axis=-1, keepdims=True)
     probs = tf.exp(scores - log_norm)
+    sorted_v = _with_previous_chunk(chunked(_sorted_gather(v, order)))
     sorted_out = _matmul(dropout(probs) if dropout else probs, sorted_v)  # (B, H, R, chunks, c, dv)
 
-    undo = tf.argsort(order, axis=-1)
-    flat = lambda x: tf.reshape(x, (-1, heads, rounds, seq_len, x.shape[-1]))  # noqa: E731
-    out = tf.gather(flat(sorted_out), undo, axis=3, batch_dims=3)  # (B, H, R, T, dv)
-    log_norm = tf.gather(flat(log_norm), undo, axis=3, batch_dims=3)  # (B, H, R, T, 1)
-    weights = tf.nn.softmax(log_norm, axis=2)
+    undo = tf.argsort(order, axis=-1)  # sorted position -> original position
+    out = tf.gather(tf.reshape(sorted_out, (-1, heads, rounds, seq_len, v.shape[-1])), undo, axis=3, batch_dims=3)
+    log_norm = tf.gather(tf.reshape(log_norm, (-1, heads, rounds, seq_len, 1)), undo, axis=3, batch_dims=3)
+    weights = tf.nn.softmax(log_norm, axis=2)  # rounds weighted by their softmax normalisers
     out = tf.reduce_sum(out * weights, axis=2)  # (B, H, T, dv)
     return tf.transpose(out, (0, 2, 1, 3))[:, :original_len], None
