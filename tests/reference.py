@@ -103,3 +103,16 @@ def assert_matches_reference(
     scale = max(np.abs(g).max() for g in ref_grads[1:])
     for grad, ref_grad in zip(grads[1:], ref_grads[1:], strict=True):
         assert np.abs(grad - ref_grad).max() / scale < GRADIENT_TOLERANCE
+
+
+def assert_standard_case_matches(pattern, implementation, masking: str) -> None:
+    """The standard layer case: batch 2, length 70, 2 heads; masking is "none", "padding" (batch 1 padded
+    from position 50) or "causal"."""
+    x = np.random.default_rng(0).normal(size=(2, 70, 12)).astype("float32")
+    key_padding = None
+    if masking == "padding":
+        key_padding = np.ones((2, 70), bool)
+        key_padding[1, 50:] = False
+    assert_matches_reference(
+        pattern, implementation, x, key_padding=key_padding, causal=masking == "causal", num_heads=2, key_dim=6
+    )

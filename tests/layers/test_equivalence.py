@@ -10,7 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import keras_sparse as ks
-from tests.reference import RELATIVE_TOLERANCE, assert_matches_reference, relative_error, twin_layers
+from tests.reference import (
+    RELATIVE_TOLERANCE,
+    assert_matches_reference,
+    assert_standard_case_matches,
+    relative_error,
+    twin_layers,
+)
 
 PATTERNS = {
     "dense": ks.patterns.Dense(block_size=16),
@@ -27,15 +33,7 @@ IMPLEMENTATIONS = ["blocked", "sparse", "segment", "dense", "auto"]
 @pytest.mark.parametrize("pattern", PATTERNS.values(), ids=PATTERNS.keys())
 @pytest.mark.parametrize("masking", ["none", "padding", "causal"])
 def test_layer_equals_keras_with_the_pattern_as_mask(pattern, implementation, masking):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(2, 70, 12)).astype("float32")
-    key_padding = None
-    if masking == "padding":
-        key_padding = np.ones((2, 70), bool)
-        key_padding[1, 52:] = False
-    assert_matches_reference(
-        pattern, implementation, x, key_padding=key_padding, causal=masking == "causal", num_heads=2, key_dim=6
-    )
+    assert_standard_case_matches(pattern, implementation, masking)
 
 
 @pytest.mark.parametrize("implementation", ["blocked", "sparse"])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import keras_sparse as ks
-from tests.reference import assert_matches_reference, twin_layers
+from tests.reference import assert_standard_case_matches, twin_layers
 
 ZOO = {
     "strided": ks.patterns.Strided(7, block_size=16),
@@ -24,14 +24,7 @@ ZOO = {
 @pytest.mark.parametrize("pattern", ZOO.values(), ids=ZOO.keys())
 @pytest.mark.parametrize("masking", ["padding", "causal"])
 def test_zoo_pattern_equals_reference(pattern, implementation, masking):
-    x = np.random.default_rng(0).normal(size=(2, 70, 12)).astype("float32")
-    key_padding = None
-    if masking == "padding":
-        key_padding = np.ones((2, 70), bool)
-        key_padding[1, 50:] = False
-    assert_matches_reference(
-        pattern, implementation, x, key_padding=key_padding, causal=masking == "causal", num_heads=2, key_dim=6
-    )
+    assert_standard_case_matches(pattern, implementation, masking)
 
 
 def test_restated_reference_equals_keras_without_bias():
