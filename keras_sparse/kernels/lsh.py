@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_sparse.kernels.masked_softmax import large_negative
+from keras_sparse.kernels.masked_softmax import MASK_MARGIN, masked_fill
 from keras_sparse.kernels.padding import pad_sequence
-from keras_sparse.patterns.lsh import LSH, SELF_SCORE
+from keras_sparse.patterns.lsh import LSH
 
 
 def _sorted_gather(x: tf.Tensor, order: tf.Tensor) -> tf.Tensor:
@@ -82,9 +82,12 @@ def lsh_attention(query, key, value, pattern: LSH, key_mask=None, causal: bool =
     if key_mask is not None:
         valid = _sorted_gather(tf.repeat(key_mask[:, None, :], heads, axis=1), order)  # (B, H, R, T)
         allowed = tf.logical_and(allowed, _with_previous_chunk(chunked(valid))[..., None, :])
+    # Reformer's shared-QK rule: a query attends itself only when it has no other key. Its own score sits
+    # MASK_MARGIN below every allowed score, and masked scores another MASK_MARGIN below that.
     is_self = tf.equal(query_pos[..., :, None], key_pos[..., None, :])
-    scores = tf.where(allowed, scores, large_negative(scores.dtype))
-    scores = tf.where(tf.logical_and(is_self, allowed), tf.constant(SELF_SCORE, scores.dtype), scores)
+    self_score = masked_fill(scores)
+    scores = tf.where(allowed, scores, self_score - MASK_MARGIN)
+    scores = tf.where(tf.logical_and(is_self, allowed), self_score, scores)
     log_norm = tf.reduce_logsumexp(scores, axis=-1, keepdims=True)
     probs = tf.exp(scores - log_norm)
     sorted_v = _with_previous_chunk(chunked(_sorted_gather(v, order)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_sparse.kernels.masked_softmax import large_negative
+from keras_sparse.kernels.masked_softmax import masked_fill
 from keras_sparse.kernels.token_pairs import TokenPairs
 
 
@@ -21,7 +21,7 @@ def rows_to_heads(x: tf.Tensor, heads: int) -> tf.Tensor:
 
 
 def masked_pair_scores(query, key, pairs: TokenPairs, key_mask=None, attention_mask=None) -> tf.Tensor:
-    """Scores `q_i . k_j` (+ the pattern's bias) at every allowed pair, `(B, nnz)`; masked ones set very negative."""
+    """Scores `q_i . k_j` (+ the pattern's bias) at every allowed pair, `(B, nnz)`; masked ones get `masked_fill`."""
     query_rows, key_rows = heads_to_rows(query), heads_to_rows(key)
     scores = tf.reduce_sum(
         tf.gather(query_rows, pairs.query_rows, axis=1) * tf.gather(key_rows, pairs.key_rows, axis=1), axis=-1
@@ -38,7 +38,7 @@ def masked_pair_scores(query, key, pairs: TokenPairs, key_mask=None, attention_m
         pair_mask = tf.gather(flat, (pairs.query_rows % seq_len) * seq_len + key_pos, axis=1)
         mask = pair_mask if mask is None else tf.logical_and(mask, pair_mask)
     if mask is not None:
-        scores = tf.where(mask, scores, tf.constant(large_negative(scores.dtype), scores.dtype))
+        scores = tf.where(mask, scores, masked_fill(scores))
     return scores
 
 

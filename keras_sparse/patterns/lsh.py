@@ -9,9 +9,6 @@ import numpy as np
 
 from keras_sparse.patterns.pattern import Pattern, check_positive_int, register
 
-SELF_SCORE = -1e5
-"""Reformer's score for a query attending itself (shared-QK): used only when no other key is allowed."""
-
 
 @register
 @dataclasses.dataclass(frozen=True)
