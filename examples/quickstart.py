@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -27,6 +26,7 @@ import tensorflow as tf  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 import keras_sparse as ks  # noqa: E402
+from keras_sparse.files import write_atomically  # noqa: E402
 
 NUM_SPECIAL = 1  # token 0 is never used, so the vocabulary is labels then filler
 
@@ -72,16 +72,6 @@ def run_litert(flatbuffer: bytes, tokens: np.ndarray) -> np.ndarray:
     return np.stack(outputs)
 
 
-def write_atomically(path: pathlib.Path, data: bytes) -> None:
-    """Writes to a temporary file beside `path`, then renames it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        print(f"replacing {path} (written by an earlier run)")
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        handle.write(data)
-    os.replace(handle.name, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seq-len", type=int, default=1024, help="tokens per sequence (default 1024)")
@@ -122,14 +112,17 @@ def main(argv=None):
     if error > 1e-4 or agreement < 1.0:
         raise SystemExit(f"verification failed: max relative error {error:.2e}, argmax agreement {agreement:.1%}")
     model_path = args.out / "model_float32.tflite"
-    write_atomically(model_path, flatbuffer)
+    for previous in (model_path, args.out / "report.md"):
+        if previous.exists():
+            print(f"replacing {previous} from an earlier run")
+    write_atomically(model_path, flatbuffer, overwrite=True)  # this job's own output folder
     report = (
         f"# Quickstart report\n\n- pattern: `{pattern}`\n- sequence length: {args.seq_len}\n"
         f"- test accuracy (Keras): {accuracy:.3f}\n- `{model_path.name}`: {len(flatbuffer) / 1024:.1f} KiB, "
         f"builtin ops only; LiteRT vs Keras on {len(probe)} test inputs: max relative error {error:.1e}, "
         f"argmax agreement {agreement:.0%}\n"
     )
-    write_atomically(args.out / "report.md", report.encode())
+    write_atomically(args.out / "report.md", report.encode(), overwrite=True)
     print(report)
     return accuracy
 

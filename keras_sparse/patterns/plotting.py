@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import pathlib
-import tempfile
+import io
 
 import numpy as np
+
+from keras_sparse.files import write_atomically
 
 
 def plot_pattern(pattern, seq_len: int, path=None, title: str | None = None):
@@ -38,10 +38,8 @@ def plot_pattern(pattern, seq_len: int, path=None, title: str | None = None):
     figure.suptitle(f"{title}, L={seq_len}, density {stats['density']:.2f}", fontsize=10)
     figure.tight_layout()
     if path is not None:
-        path = pathlib.Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as handle:
-            figure.savefig(handle, format="png", dpi=100)
-        os.replace(handle.name, path)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=100)
+        write_atomically(path, buffer.getvalue(), overwrite=True)  # a drawing is regenerated, not user data
         plt.close(figure)
     return figure

@@ -1,0 +1,12 @@
+"""Keras models to verified `.tflite` files for phones (LiteRT).
+
+Example:
+
+>>> from converters import to_tflite   # to_tflite(model, "model_int8.tflite", quantization="int8", ...)
+"""
+
+from converters.errors import ConversionError, VerificationError
+from converters.quantization import MODES
+from converters.to_tflite import ConversionResult, to_tflite
+
+__all__ = ["MODES", "ConversionError", "ConversionResult", "VerificationError", "to_tflite"]

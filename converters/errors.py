@@ -1,0 +1,57 @@
+"""Errors of the converters, and turning the TFLite converter's messages into ones that name the fix."""
+
+from __future__ import annotations
+
+import re
+
+FIXES = {
+    "SparseSoftmax": "the tf.sparse attention kernel: use implementation='segment' (keras_sparse.exportable does it)",
+    "SparseTensorDenseMatMul": "the tf.sparse attention kernel: use implementation='segment'",
+    "SELECT_V2": "16x8 has no SELECT_V2 kernel, used by masked attention blocks: use int8, or a block-exact pattern "
+    "(BigBird, BlockLocal) that needs no mask",
+    "NEG": "16x8 has no NEG kernel, used by keras.layers.LayerNormalization: use int8",
+}
+
+
+class ConversionError(ValueError):
+    """The model cannot become a builtins-only `.tflite` file; nothing was written."""
+
+
+class VerificationError(RuntimeError):
+    """The converted file disagrees with the Keras model beyond the tolerance; nothing was written."""
+
+
+_NOT_BUILTIN = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op")
+_SELECT_OPS = re.compile(r"TF Select ops: ([\w, ]+)")
+_UNQUANTIZABLE = re.compile(r"not yet supported for op: '(\w+)'")
+
+
+def _layers_in(node_path: str, layer_names: list[str]) -> set[str]:
+    """Layer names among a graph node path's components (Keras name scopes may add a `_N` suffix)."""
+    components = node_path.split("/")[:-1]
+    return {name for name in layer_names for c in components if re.fullmatch(re.escape(name) + r"(_\d+)?", c)}
+
+
+def explain_conversion_failure(message: str, graph_nodes: dict[str, list[str]], layer_names: list[str]):
+    """A ConversionError naming each op TFLite builtins lack, the layer it came from, and the fix.
+
+    `graph_nodes` maps op types of the traced graph to their node names, whose scopes name the layers.
+    """
+    found: dict[str, set[str]] = {}
+    for pattern in (_NOT_BUILTIN, _UNQUANTIZABLE):
+        for match in pattern.finditer(message):
+            found.setdefault(match.group(1), set())
+    for match in _SELECT_OPS.finditer(message):
+        for op in match.group(1).replace(" ", "").split(","):
+            found.setdefault(op, set())
+    for op in found:
+        for node in graph_nodes.get(op, []):
+            found[op] |= _layers_in(node, layer_names)
+    if not found:
+        return ConversionError(f"TFLite conversion failed:\n{message.strip()[-2000:]}")
+    lines = []
+    for op, layers in sorted(found.items()):
+        where = f" in layer {', '.join(sorted(layers))}" if layers else ""
+        fix = FIXES.get(op, "write the layer with ops that are TFLite builtins (Flex ops are never used)")
+        lines.append(f"- {op}{where}: no TFLite builtin kernel for this conversion. Fix: {fix}.")
+    return ConversionError("The model needs ops that TFLite builtins lack; nothing was written.\n" + "\n".join(lines))

@@ -1,0 +1,232 @@
+"""`to_tflite`: a Keras model to a verified, builtins-only `.tflite` file."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import statistics
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+import keras_sparse as ks
+from converters.errors import VerificationError, explain_conversion_failure
+from converters.quantization import MODES
+from converters.representative_data import as_samples
+from keras_sparse.files import write_atomically
+
+CALIBRATION_SAMPLES = 200
+VERIFICATION_SAMPLES = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionResult:
+    """What was written and how it compares with the Keras model."""
+
+    path: pathlib.Path
+    quantization: str
+    size_bytes: int
+    ops: tuple[str, ...]
+    max_relative_error: float
+    mean_absolute_error: float
+    argmax_agreement: float | None
+    latency_ms: float
+    samples: int
+
+    def report(self) -> str:
+        """A one-screen summary."""
+        agreement = "" if self.argmax_agreement is None else f", argmax agreement {self.argmax_agreement:.1%}"
+        return (
+            f"{self.path} ({self.quantization}): {self.size_bytes / 1024:.1f} KiB, ops {', '.join(self.ops)}\n"
+            f"  vs Keras on {self.samples} inputs: max relative error {self.max_relative_error:.2e}, "
+            f"mean absolute error {self.mean_absolute_error:.2e}{agreement}\n"
+            f"  LiteRT latency (median, batch 1): {self.latency_ms:.2f} ms"
+        )
+
+
+def _input_specs(model: keras.Model, seq_len: int | None) -> list[tf.TensorSpec]:
+    specs = []
+    for tensor in model.inputs:
+        shape = list(tensor.shape)[1:]
+        if shape and shape[0] is None:
+            if seq_len is None:
+                raise ValueError(
+                    "Received an invalid value for argument `seq_len`: the model's sequence length is not fixed, "
+                    f"and devices need one (input shape {tuple(tensor.shape)}). Pass seq_len=..."
+                )
+            shape[0] = seq_len
+        elif seq_len is not None and shape and shape[0] != seq_len:
+            raise ValueError(
+                f"Received an invalid value for argument `seq_len`: the model is built for length {shape[0]}. "
+                f"Received: seq_len={seq_len}"
+            )
+        if any(dim is None for dim in shape):
+            raise ValueError(
+                f"Input {tensor.name} has unknown dimensions {tuple(tensor.shape)}: give it a static shape."
+            )
+        specs.append(tf.TensorSpec((1, *shape), tensor.dtype))
+    return specs
+
+
+def _convert(model: keras.Model, specs, mode, representative, sparse_weights: bool) -> bytes:
+    single = len(specs) == 1
+    function = tf.function(lambda *xs: model(xs[0] if single else list(xs), training=False))
+    # Not from_concrete_functions([...], model): with the model as trackable object, files were seen to keep
+    # uninitialised variables and return garbage (FACTS.md); verification below would catch it.
+    concrete = function.get_concrete_function(*specs)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    float_inputs = all(spec.dtype.is_floating for spec in specs)
+    mode.configure(converter, lambda: iter(representative), sparse_weights, float_inputs)
+    try:
+        return converter.convert()
+    except Exception as error:  # the converter raises ConverterError and others, with the op list in the text
+        graph_nodes = {}
+        for node in concrete.graph.get_operations():
+            graph_nodes.setdefault(node.type, []).append(node.name)
+        layer_names = [layer.name for layer in model._flatten_layers()]
+        raise explain_conversion_failure(str(error), graph_nodes, layer_names) from None
+
+
+def _run(interpreter: Interpreter, sample: list[np.ndarray]) -> np.ndarray:
+    for detail, array in zip(interpreter.get_input_details(), sample, strict=True):
+        if detail["dtype"] in (np.int8, np.int16) and array.dtype.kind == "f":
+            scale, zero = detail["quantization"]
+            info = np.iinfo(detail["dtype"])
+            array = np.clip(np.round(array / scale + zero), info.min, info.max)
+        interpreter.set_tensor(detail["index"], array.astype(detail["dtype"]))
+    interpreter.invoke()
+    detail = interpreter.get_output_details()[0]
+    output = interpreter.get_tensor(detail["index"])
+    if detail["dtype"] in (np.int8, np.int16):
+        scale, zero = detail["quantization"]
+        output = (output.astype(np.float32) - zero) * scale
+    return output
+
+
+def _verify(flatbuffer: bytes, model: keras.Model, samples, mode, max_relative_error, min_argmax_agreement):
+    interpreter = Interpreter(model_content=flatbuffer, num_threads=2)
+    interpreter.allocate_tensors()
+    ops = tuple(sorted({op["op_name"] for op in interpreter._get_ops_details()} - {"DELEGATE"}))
+    actual, times = [], []
+    for sample in samples:
+        start = time.perf_counter()
+        actual.append(_run(interpreter, sample))
+        times.append((time.perf_counter() - start) * 1e3)
+    actual = np.concatenate(actual)
+    expected = np.concatenate([np.asarray(model(s[0] if len(s) == 1 else s, training=False)) for s in samples])
+    max_error = float(np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-30))
+    agreement = None
+    if expected.ndim == 2 and expected.shape[-1] > 1:
+        agreement = float((actual.argmax(-1) == expected.argmax(-1)).mean())
+    failures = []
+    if max_error > max_relative_error:
+        failures.append(f"max relative error {max_error:.3g} > {max_relative_error:g}")
+    if agreement is not None and min_argmax_agreement is not None and agreement < min_argmax_agreement:
+        failures.append(f"argmax agreement {agreement:.1%} < {min_argmax_agreement:.0%}")
+    if failures:
+        raise VerificationError(
+            f"The {mode.name} file disagrees with the Keras model on {len(samples)} inputs ({'; '.join(failures)}); "
+            "it was not written. Give more or better representative_data, or choose another quantization."
+        )
+    return ops, max_error, float(np.abs(actual - expected).mean()), agreement, statistics.median(times)
+
+
+def to_tflite(
+    model: keras.Model,
+    path,
+    quantization: str = "float32",
+    representative_data=None,
+    verification_data=None,
+    seq_len: int | None = None,
+    sparse_weights: bool = False,
+    max_relative_error: float | None = None,
+    min_argmax_agreement: float | None = None,
+    overwrite: bool = False,
+) -> ConversionResult:
+    """Converts `model` to a `.tflite` file with builtin ops only, verifies it in LiteRT, then writes it.
+
+    The file takes batch 1 and a fixed sequence length. Sparse attention layers switch to their
+    export-safe kernels first (`keras_sparse.exportable`). The file is written (atomically) only if its
+    outputs on `verification_data` match the Keras model within the mode's tolerance; otherwise
+    VerificationError is raised and nothing is written. A model needing Flex or custom ops raises
+    ConversionError naming the op, its layer and the fix.
+
+    Args:
+        model: a Keras model.
+        path: where to write the `.tflite`. An existing file is kept unless `overwrite=True`.
+        quantization: `"float32"`, `"float16"`, `"dynamic"` (int8 weights), `"int8"` (full integer, int8 in
+            and out for float inputs) or `"int16x8"` (16-bit activations, 8-bit weights).
+        representative_data: calibration inputs (array, list of arrays, tf.data.Dataset or iterable);
+            required for int8 and int16x8.
+        verification_data: held-out inputs to compare on; defaults to `representative_data`, or to
+            seeded normal samples for a float-input model in the float modes.
+        seq_len: the fixed sequence length, when the model's is not fixed.
+        sparse_weights: encode pruned weights sparsely (`tf.lite.Optimize.EXPERIMENTAL_SPARSITY`).
+        max_relative_error, min_argmax_agreement: override the mode's verification bounds.
+        overwrite: replace an existing file at `path`.
+
+    Returns:
+        A ConversionResult; `.report()` summarises it.
+
+    Example:
+
+    >>> import keras, numpy as np, tempfile, pathlib
+    >>> from converters import to_tflite
+    >>> x = keras.Input((16, 4))
+    >>> model = keras.Model(x, keras.layers.Dense(2)(x))
+    >>> result = to_tflite(model, pathlib.Path(tempfile.mkdtemp()) / "m.tflite")
+    >>> result.ops, result.max_relative_error < 1e-4
+    (('FULLY_CONNECTED',), True)
+    """
+    if quantization not in MODES:
+        raise ValueError(
+            f"Received an invalid value for argument `quantization`, expected one of {tuple(MODES)}. "
+            f"Received: quantization={quantization!r}"
+        )
+    mode = MODES[quantization]
+    path = pathlib.Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists. Pass overwrite=True to replace it, or choose another path.")
+    specs = _input_specs(model, seq_len)
+    ranks = [len(spec.shape) for spec in specs]
+    if quantization == "int16x8" and not all(spec.dtype.is_floating for spec in specs):
+        raise ValueError(
+            "Received an invalid value for argument `quantization`: the TF 2.21 converter cannot calibrate "
+            "integer inputs (token ids) in 16x8 mode. Use quantization='int8' for token models."
+        )
+    if mode.needs_representative_data and representative_data is None:
+        raise ValueError(
+            f"Received an invalid value for argument `representative_data`: {quantization} quantization "
+            "calibrates activation ranges on it. Pass a few hundred typical inputs."
+        )
+    representative = [] if representative_data is None else as_samples(representative_data, ranks, CALIBRATION_SAMPLES)
+    if verification_data is not None:
+        verification = as_samples(verification_data, ranks, VERIFICATION_SAMPLES, name="verification_data")
+    elif representative:
+        verification = representative[:VERIFICATION_SAMPLES]
+    elif all(spec.dtype.is_floating for spec in specs):
+        rng = np.random.default_rng(0)
+        verification = [[rng.normal(size=spec.shape).astype(np.float32) for spec in specs] for _ in range(16)]
+    else:
+        raise ValueError(
+            "Received an invalid value for argument `verification_data`: the model takes non-float inputs, so "
+            "typical inputs cannot be made up. Pass verification_data (or representative_data)."
+        )
+    if isinstance(model, keras.Sequential) or hasattr(model, "_operations"):
+        model = ks.exportable(model)
+    flatbuffer = _convert(model, specs, mode, representative, sparse_weights)
+    ops, max_error, mean_error, agreement, latency = _verify(
+        flatbuffer,
+        model,
+        verification,
+        mode,
+        mode.max_relative_error if max_relative_error is None else max_relative_error,
+        mode.min_argmax_agreement if min_argmax_agreement is None else min_argmax_agreement,
+    )
+    write_atomically(path, flatbuffer, overwrite=overwrite)
+    return ConversionResult(
+        path, quantization, len(flatbuffer), ops, max_error, mean_error, agreement, latency, len(verification)
+    )

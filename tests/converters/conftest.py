@@ -1,0 +1,47 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_sparse as ks
+
+SEQ_LEN, CLASSES, VOCAB = 128, 4, 16
+
+
+def retrieval_task(count: int, seed: int):
+    """Class = the label token at position 0; filler tokens are never labels (as in examples/quickstart.py)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, CLASSES, size=count)
+    tokens = rng.integers(1 + CLASSES, VOCAB, size=(count, SEQ_LEN))
+    tokens[:, 0] = 1 + labels
+    return tokens.astype("int32"), labels
+
+
+def build_classifier(pattern, implementation="auto", layer_norm=False):
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((SEQ_LEN,), dtype="int32")
+    x = keras.layers.Embedding(VOCAB, 16)(tokens) + keras.layers.Embedding(SEQ_LEN, 16)(keras.ops.arange(SEQ_LEN)[None])
+    x = x + ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=8, pattern=pattern, implementation=implementation)(
+        x, x
+    )
+    if layer_norm:
+        x = keras.layers.LayerNormalization()(x)
+    return keras.Model(tokens, keras.layers.Dense(CLASSES)(x[:, -1]))
+
+
+@pytest.fixture(scope="session")
+def trained_classifier():
+    """A BigBird classifier trained to high accuracy, so argmax agreement is a meaningful check."""
+    model = build_classifier(ks.patterns.BigBird(32, num_global_blocks=1, num_random_blocks=1))
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    x, y = retrieval_task(1024, seed=0)
+    model.fit(x, y, epochs=4, batch_size=32, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def held_out():
+    return retrieval_task(128, seed=1)

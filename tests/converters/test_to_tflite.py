@@ -1,0 +1,154 @@
+"""to_tflite: every mode verified against Keras; builtins only; clear refusals; nothing written unless verified."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+import keras_sparse as ks
+from converters import ConversionError, VerificationError, to_tflite
+from tests.converters.conftest import SEQ_LEN, build_classifier, retrieval_task
+
+
+@pytest.mark.parametrize("quantization", ["float32", "float16", "dynamic", "int8"])
+def test_every_mode_is_verified_against_keras(trained_classifier, held_out, tmp_path, quantization):
+    x_test, _ = held_out
+    calibration, _ = retrieval_task(200, seed=2)
+    result = to_tflite(
+        trained_classifier,
+        tmp_path / "m.tflite",
+        quantization=quantization,
+        representative_data=calibration,
+        verification_data=x_test,
+    )
+    assert result.path.read_bytes()[4:8] == b"TFL3"
+    assert not any(op.startswith("Flex") or op == "CUSTOM" for op in result.ops)
+    assert result.argmax_agreement >= 0.99 and result.samples == 64
+    assert result.max_relative_error < {"float32": 1e-4, "float16": 1e-2, "dynamic": 0.05, "int8": 0.15}[quantization]
+    assert "max relative error" in result.report()
+    details = Interpreter(model_path=str(result.path)).get_input_details()[0]
+    assert tuple(details["shape"]) == (1, SEQ_LEN) and details["dtype"] == np.int32  # token ids stay int32
+
+
+def test_int8_file_is_smaller_with_int8_output(trained_classifier, held_out, tmp_path):
+    calibration, _ = retrieval_task(200, seed=2)
+    float32 = to_tflite(trained_classifier, tmp_path / "f.tflite", verification_data=held_out[0])
+    int8 = to_tflite(trained_classifier, tmp_path / "q.tflite", quantization="int8", representative_data=calibration)
+    assert int8.size_bytes < float32.size_bytes
+    assert Interpreter(model_path=str(int8.path)).get_output_details()[0]["dtype"] == np.int8
+
+
+def float_input_model(pattern):
+    keras.utils.set_random_seed(0)
+    x = keras.Input((SEQ_LEN, 16))
+    h = ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=8, pattern=pattern)(x, x)
+    return keras.Model(x, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling1D()(x + h)))
+
+
+def test_int16x8_of_a_block_exact_model(tmp_path):
+    data = np.random.default_rng(0).normal(size=(100, SEQ_LEN, 16)).astype("float32")
+    model = float_input_model(ks.patterns.BigBird(32, num_global_blocks=1, num_random_blocks=1))
+    result = to_tflite(
+        model, tmp_path / "m.tflite", quantization="int16x8", representative_data=data, min_argmax_agreement=0.9
+    )
+    assert result.max_relative_error < 0.02
+
+
+def test_int16x8_of_a_masked_model_names_select_v2_and_writes_nothing(tmp_path):
+    data = np.random.default_rng(0).normal(size=(50, SEQ_LEN, 16)).astype("float32")
+    model = float_input_model(ks.patterns.SlidingWindow(24, block_size=32))
+    with pytest.raises(ConversionError, match="SELECT_V2.*use int8"):
+        to_tflite(model, tmp_path / "m.tflite", quantization="int16x8", representative_data=data)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_int16x8_refuses_token_inputs(trained_classifier, tmp_path):
+    with pytest.raises(ValueError, match="`quantization`.*int8"):
+        to_tflite(trained_classifier, tmp_path / "m.tflite", quantization="int16x8", representative_data=held_tokens())
+
+
+def held_tokens():
+    return retrieval_task(20, seed=3)[0]
+
+
+class Determinant(keras.layers.Layer):
+    def call(self, x):
+        return tf.linalg.det(x[:, :4, :4])[:, None]
+
+
+def test_an_op_without_builtin_is_refused_naming_op_and_layer(tmp_path):
+    x = keras.Input((8, 8))
+    model = keras.Model(x, Determinant(name="determinant")(x))
+    with pytest.raises(ConversionError, match="MatrixDeterminant in layer determinant"):
+        to_tflite(model, tmp_path / "m.tflite")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tf_sparse_kernel_switches_to_its_export_form(held_out, tmp_path):
+    model = build_classifier(ks.patterns.SlidingWindow(16, global_tokens=(0,)), implementation="sparse")
+    result = to_tflite(model, tmp_path / "m.tflite", verification_data=held_out[0])
+    assert "UNSORTED_SEGMENT_SUM" in result.ops and result.max_relative_error < 1e-4
+
+
+def test_existing_files_are_kept_unless_overwrite(trained_classifier, held_out, tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        to_tflite(trained_classifier, path, verification_data=held_out[0])
+    assert path.read_bytes() == b"mine"
+    to_tflite(trained_classifier, path, verification_data=held_out[0], overwrite=True)
+    assert path.read_bytes()[4:8] == b"TFL3"
+
+
+def test_a_file_failing_verification_is_not_written(trained_classifier, held_out, tmp_path):
+    calibration, _ = retrieval_task(200, seed=2)
+    with pytest.raises(VerificationError, match="was not written"):
+        to_tflite(
+            trained_classifier,
+            tmp_path / "m.tflite",
+            quantization="int8",
+            representative_data=calibration,
+            max_relative_error=1e-9,
+        )
+    assert list(tmp_path.iterdir()) == []  # no file, no temporary left behind
+
+
+def test_representative_data_forms_give_the_same_file(trained_classifier, tmp_path):
+    calibration, _ = retrieval_task(40, seed=2)
+    forms = {
+        "array": calibration,
+        "dataset": tf.data.Dataset.from_tensor_slices(calibration).batch(8),
+        "generator": (sample for sample in calibration),
+    }
+    files = {
+        name: to_tflite(
+            trained_classifier,
+            tmp_path / f"{name}.tflite",
+            quantization="int8",
+            representative_data=data,
+            verification_data=calibration,
+        ).path.read_bytes()
+        for name, data in forms.items()
+    }
+    assert files["array"] == files["dataset"] == files["generator"]
+
+
+def test_seq_len_fixes_a_dynamic_length_and_must_agree(tmp_path):
+    x = keras.Input((None, 8))
+    model = keras.Model(x, keras.layers.Dense(3)(x))
+    result = to_tflite(model, tmp_path / "m.tflite", seq_len=32)
+    assert tuple(Interpreter(model_path=str(result.path)).get_input_details()[0]["shape"]) == (1, 32, 8)
+    with pytest.raises(ValueError, match="`seq_len`"):
+        to_tflite(model, tmp_path / "n.tflite")
+    with pytest.raises(ValueError, match="`seq_len`"):
+        to_tflite(float_input_model(ks.patterns.BigBird(32)), tmp_path / "o.tflite", seq_len=64)
+
+
+def test_bad_arguments_name_themselves(trained_classifier, tmp_path):
+    with pytest.raises(ValueError, match="`quantization`"):
+        to_tflite(trained_classifier, tmp_path / "m.tflite", quantization="int4")
+    with pytest.raises(ValueError, match="`representative_data`"):
+        to_tflite(trained_classifier, tmp_path / "m.tflite", quantization="int8")
+    with pytest.raises(ValueError, match="`verification_data`"):
+        to_tflite(trained_classifier, tmp_path / "m.tflite")
