@@ -1,4 +1,4 @@
-"""Keras models to verified `.tflite` files for phones (LiteRT).
+"""Keras models to verified `.tflite` files for phones (LiteRT) and bundles for microcontrollers (TFLite Micro).
 
 Example:
 
@@ -7,6 +7,7 @@ Example:
 
 from converters.errors import ConversionError, VerificationError
 from converters.quantization import MODES
+from converters.to_micro import MicroBundle, to_micro
 from converters.to_tflite import ConversionResult, to_tflite
 
-__all__ = ["MODES", "ConversionError", "ConversionResult", "VerificationError", "to_tflite"]
+__all__ = ["MODES", "ConversionError", "ConversionResult", "MicroBundle", "VerificationError", "to_micro", "to_tflite"]

@@ -42,9 +42,9 @@ def make_task(num_examples: int, seq_len: int, num_classes: int, vocab_size: int
 
 def build_model(seq_len: int, vocab_size: int, num_classes: int, pattern: ks.patterns.Pattern, dim: int = 32):
     tokens = keras.Input((seq_len,), dtype="int32", name="tokens")
-    x = keras.layers.Embedding(vocab_size, dim)(tokens)
-    positions = keras.layers.Embedding(seq_len, dim)(keras.ops.arange(seq_len)[None])
-    x = x + positions
+    # TokenEmbedding: Keras's Embedding as one GATHER op, so the model can also run on TFLite Micro
+    x = ks.layers.TokenEmbedding(vocab_size, dim)(tokens)
+    x = x + ks.layers.TokenEmbedding(seq_len, dim)(keras.ops.arange(seq_len)[None])
     attention = ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=dim // 2, pattern=pattern)
     x = keras.layers.LayerNormalization()(x + attention(x, x))
     last = x[:, -1]  # the class is read where only long-range attention can bring it

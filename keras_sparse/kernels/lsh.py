@@ -15,11 +15,17 @@ def _sorted_gather(x: tf.Tensor, order: tf.Tensor) -> tf.Tensor:
 
 
 def _with_previous_chunk(x: tf.Tensor) -> tf.Tensor:
-    """`(B, H, R, chunks, c, ...)` -> `(B, H, R, chunks, 2c, ...)`: each chunk then the one before it (cyclic)."""
+    """`(B, H, R, chunks, c, ...)` -> `(B, H, R, chunks, 2c, ...)`: each chunk then the one before it (cyclic).
+
+    Batch and heads are merged while slicing: TFLite's STRIDED_SLICE takes rank <= 5.
+    """
     if x.shape[3] == 1:
         return x  # one chunk: it is its own previous chunk
-    previous = tf.concat([x[:, :, :, -1:], x[:, :, :, :-1]], axis=3)
-    return tf.concat([x, previous], axis=4)
+    heads = x.shape[1]
+    flat = tf.reshape(x, (-1, *x.shape[2:]))  # (B * H, R, chunks, c, ...)
+    previous = tf.concat([flat[:, :, -1:], flat[:, :, :-1]], axis=2)
+    joined = tf.concat([flat, previous], axis=3)
+    return tf.reshape(joined, (-1, heads, *joined.shape[1:]))
 
 
 def _matmul(a: tf.Tensor, b: tf.Tensor, transpose_b: bool = False) -> tf.Tensor:

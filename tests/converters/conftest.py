@@ -16,10 +16,11 @@ def retrieval_task(count: int, seed: int):
     return tokens.astype("int32"), labels
 
 
-def build_classifier(pattern, implementation="auto", layer_norm=False):
+def build_classifier(pattern, implementation="auto", layer_norm=False, embedding=ks.layers.TokenEmbedding):
     keras.utils.set_random_seed(0)
     tokens = keras.Input((SEQ_LEN,), dtype="int32")
-    x = keras.layers.Embedding(VOCAB, 16)(tokens) + keras.layers.Embedding(SEQ_LEN, 16)(keras.ops.arange(SEQ_LEN)[None])
+    positions = embedding(SEQ_LEN, 16)(keras.ops.arange(SEQ_LEN)[None])
+    x = embedding(VOCAB, 16)(tokens) + positions  # TokenEmbedding is a plain GATHER: it runs on TFLite Micro
     x = x + ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=8, pattern=pattern, implementation=implementation)(
         x, x
     )

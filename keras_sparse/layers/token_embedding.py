@@ -1,0 +1,32 @@
+"""`TokenEmbedding`: Keras's `Embedding` with a plain gather, so the model runs on TFLite Micro."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_sparse")
+class TokenEmbedding(keras.layers.Embedding):
+    """`keras.layers.Embedding` for ids in `[0, input_dim)`, looked up with one GATHER op.
+
+    Keras's `Embedding` wraps ids around when they are negative (`ops.take`), which adds LESS and
+    SELECT ops; TFLite Micro has no SELECT kernel, so a model using it cannot run on a
+    microcontroller. This layer has the same arguments, weights, masking and config, and gives
+    the same outputs for valid ids.
+
+    Example:
+
+    >>> import numpy as np, keras_sparse as ks
+    >>> layer = ks.layers.TokenEmbedding(10, 4)
+    >>> tuple(layer(np.array([[1, 2, 3]])).shape)
+    (1, 3, 4)
+    """
+
+    def call(self, inputs):
+        if self.quantization_mode is not None:
+            return super().call(inputs)  # Keras's quantized embeddings keep their own lookup
+        if inputs.dtype not in ("int32", "int64"):
+            inputs = ops.cast(inputs, "int32")
+        return ops.cast(tf.gather(self.embeddings, inputs), dtype=self.compute_dtype)
