@@ -1,11 +1,11 @@
 """Exported files: size, LiteRT latency, peak RSS and TFLite Micro arena, sparse encoder against its dense twin.
 
     .venv/bin/python benchmarks/tflite.py                       # the README table (about 10 minutes)
-    .venv/bin/python benchmarks/tflite.py --lengths 256 512 --modes int8
+    .venv/bin/python benchmarks/tflite.py --lengths 256 512 --modes int8 --pattern bigbird32   # microcontrollers
 
 The model: token embedding, one encoder block (attention, ReLU feed-forward, LayerNormalization), mean pool,
 classifier; d_model 128, 4 heads. The dense twin is the same model with keras.layers.MultiHeadAttention, and
-the sparse one is `ks.sparsify(dense, BigBird(32, 3/1/1))`: the same weights. Every file is converted and
+the sparse one is `ks.sparsify(dense, pattern)`: the same weights. Every file is converted and
 verified by `converters.to_tflite` (its measured error is in the table). Each case runs in its own process.
 """
 
@@ -26,14 +26,17 @@ MODES = ("float32", "float16", "dynamic", "int8")
 MICRO_MAX_LENGTH = 512
 
 
-def PATTERN():  # noqa: N802 (a constant, built lazily so that importing this file needs no TensorFlow)
-    """BigBird on blocks of 32 (3 window, 1 global, 1 random): sparse from L=256 on, as microcontrollers need."""
+def pattern(name: str):
+    """`bigbird64`: BigBird on blocks of 64 (3 window, 2 global, 3 random), as in benchmarks/attention.py; it
+    covers every block below L=1024. `bigbird32`: blocks of 32 (3/1/1), sparse from L=256 on, for microcontrollers."""
     import keras_sparse as ks
 
+    if name == "bigbird64":
+        return ks.patterns.BigBird(64, num_sliding_window_blocks=3, num_global_blocks=2, num_random_blocks=3)
     return ks.patterns.BigBird(32, num_sliding_window_blocks=3, num_global_blocks=1, num_random_blocks=1)
 
 
-def build(seq_len: int, variant: str):
+def build(seq_len: int, variant: str, pattern_name: str):
     import keras
 
     import keras_sparse as ks
@@ -48,12 +51,10 @@ def build(seq_len: int, variant: str):
     dense = keras.Model(tokens, keras.layers.Dense(CLASSES)(keras.layers.GlobalAveragePooling1D()(x)))
     if variant == "dense":
         return dense
-    return ks.sparsify(
-        dense, ks.patterns.BigBird(64, num_sliding_window_blocks=3, num_global_blocks=2, num_random_blocks=3)
-    )
+    return ks.sparsify(dense, pattern(pattern_name))
 
 
-def measure(seq_len: int, variant: str, mode: str) -> dict:
+def measure(seq_len: int, variant: str, mode: str, pattern_name: str) -> dict:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
@@ -61,7 +62,7 @@ def measure(seq_len: int, variant: str, mode: str) -> dict:
     from converters import to_tflite
     from converters.to_micro import smallest_arena
 
-    model = build(seq_len, variant)
+    model = build(seq_len, variant, pattern_name)
     data = np.random.default_rng(0).integers(0, VOCAB, size=(64, seq_len)).astype("int32")
     with tempfile.TemporaryDirectory() as folder:
         result = to_tflite(
@@ -99,13 +100,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096])
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
-    parser.add_argument("--case", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--pattern", choices=["bigbird64", "bigbird32"], default="bigbird64", help=pattern.__doc__)
+    parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(measure(int(args.case[0]), args.case[1], args.case[2])))
+        print(json.dumps(measure(int(args.case[0]), args.case[1], args.case[2], args.case[3])))
         return
     print(
-        f"d_model {D_MODEL}, {HEADS} heads, BigBird 64 (3/2/3) vs dense twin; LiteRT 2 threads, median; "
+        f"d_model {D_MODEL}, {HEADS} heads, {pattern(args.pattern)} vs dense twin; LiteRT 2 threads, median; "
         f"TFLite Micro arena for int8 at L <= {MICRO_MAX_LENGTH}\n"
     )
     print(
@@ -117,7 +119,7 @@ def main():
         for mode in args.modes:
             rows = {}
             for variant in ("dense", "sparse"):
-                command = [sys.executable, __file__, "--case", str(seq_len), variant, mode]
+                command = [sys.executable, __file__, "--case", str(seq_len), variant, mode, args.pattern]
                 done = subprocess.run(command, capture_output=True, text=True)
                 if done.returncode != 0:
                     last = (done.stderr.strip().splitlines() or ["killed"])[-1][:80]

@@ -152,3 +152,23 @@ def test_bad_arguments_name_themselves(trained_classifier, tmp_path):
         to_tflite(trained_classifier, tmp_path / "m.tflite", quantization="int8")
     with pytest.raises(ValueError, match="`verification_data`"):
         to_tflite(trained_classifier, tmp_path / "m.tflite")
+
+
+def test_sparse_weight_encoding_shrinks_a_pruned_model_and_reports_it(tmp_path):
+    keras.utils.set_random_seed(0)
+    x = keras.Input((16, 256))
+    model = keras.Model(x, keras.layers.Dense(256)(x))
+    kernel, bias = model.layers[1].get_weights()
+    kernel[np.random.default_rng(0).random(kernel.shape) < 0.9] = 0.0  # 90% unstructured sparsity
+    model.layers[1].set_weights([kernel, bias])
+    result = to_tflite(model, tmp_path / "sparse.tflite", sparse_weights=True)
+    assert result.size_bytes < 0.5 * result.size_without_sparse_encoding
+    assert "sparse weight encoding saved" in result.report()
+
+
+def test_long_calibrations_show_a_progress_bar(tmp_path, capsys):
+    x = keras.Input((8, 4))
+    model = keras.Model(x, keras.layers.Dense(2)(x))
+    data = np.random.default_rng(0).normal(size=(120, 8, 4)).astype("float32")
+    to_tflite(model, tmp_path / "m.tflite", quantization="int8", representative_data=data)
+    assert "120/120" in capsys.readouterr().out
