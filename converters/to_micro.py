@@ -17,7 +17,7 @@ from ai_edge_litert.interpreter import Interpreter
 from converters import c_sources
 from converters.errors import ConversionError, VerificationError
 from converters.representative_data import as_samples
-from converters.to_tflite import ConversionResult, to_tflite
+from converters.to_tflite import ConversionResult, quantized_inputs, to_tflite
 from keras_sparse.files import write_atomically
 
 MICRO_FIXES = {
@@ -127,16 +127,6 @@ def _check_micro_ops(flatbuffer: bytes) -> None:
     )
 
 
-def _quantized_inputs(interpreter: Interpreter, sample: list[np.ndarray]) -> list[np.ndarray]:
-    arrays = []
-    for detail, array in zip(interpreter.get_input_details(), sample, strict=True):
-        if detail["dtype"] == np.int8 and array.dtype.kind == "f":
-            scale, zero = detail["quantization"]
-            array = np.clip(np.round(array / scale + zero), -128, 127)
-        arrays.append(array.astype(detail["dtype"]))
-    return arrays
-
-
 def to_micro(
     model,
     folder,
@@ -202,7 +192,7 @@ def to_micro(
     samples = as_samples(verification_data if verification_data is not None else representative_data, ranks, 16)
     worst = 0
     for sample in samples:
-        inputs = _quantized_inputs(litert, sample)
+        inputs = quantized_inputs(litert, sample)
         micro = _micro_interpreter(flatbuffer, 64 * 2**20)
         for index, array in enumerate(inputs):
             micro.set_input(array, index)
@@ -214,7 +204,7 @@ def to_micro(
     if worst > 1:
         raise VerificationError(f"TFLite Micro and LiteRT differ by {worst} quantization steps; nothing was written.")
 
-    measured = smallest_arena(flatbuffer, _quantized_inputs(litert, samples[0]))
+    measured = smallest_arena(flatbuffer, quantized_inputs(litert, samples[0]))
     arena = -(-int(measured * ARENA_MARGIN) // 16) * 16
     inp, out = litert.get_input_details()[0], litert.get_output_details()[0]
     settings = {f"kInputDim{i}": int(d) for i, d in enumerate(inp["shape"])}

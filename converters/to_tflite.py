@@ -108,13 +108,21 @@ def _with_progress(samples: list, shown_from: int = PROGRESS_FROM):
             bar.update(index)
 
 
-def _run(interpreter: Interpreter, sample: list[np.ndarray]) -> np.ndarray:
+def quantized_inputs(interpreter: Interpreter, sample: list[np.ndarray]) -> list[np.ndarray]:
+    """The sample as the file's inputs take it: float arrays quantized where an input is int8/int16."""
+    arrays = []
     for detail, array in zip(interpreter.get_input_details(), sample, strict=True):
         if detail["dtype"] in (np.int8, np.int16) and array.dtype.kind == "f":
             scale, zero = detail["quantization"]
             info = np.iinfo(detail["dtype"])
             array = np.clip(np.round(array / scale + zero), info.min, info.max)
-        interpreter.set_tensor(detail["index"], array.astype(detail["dtype"]))
+        arrays.append(array.astype(detail["dtype"]))
+    return arrays
+
+
+def _run(interpreter: Interpreter, sample: list[np.ndarray]) -> np.ndarray:
+    for detail, array in zip(interpreter.get_input_details(), quantized_inputs(interpreter, sample), strict=True):
+        interpreter.set_tensor(detail["index"], array)
     interpreter.invoke()
     detail = interpreter.get_output_details()[0]
     output = interpreter.get_tensor(detail["index"])
