@@ -38,39 +38,18 @@ def test_help_documents_every_flag():
         assert flag in result.stdout
 
 
+def convert_int8(saved, out, *extra) -> int:
+    """Runs `keras-sparse convert` on the saved model in int8 with its calibration data."""
+    model, calibration = str(saved / "model.keras"), str(saved / "calibration.npy")
+    return main(["convert", model, "--quantize", "int8", "--calibration", calibration, "--out", str(out), *extra])
+
+
 def test_convert_int8_writes_a_verified_file_and_reports(saved, capsys):
     out = saved / "model_int8.tflite"
-    code = main(
-        [
-            "convert",
-            str(saved / "model.keras"),
-            "--quantize",
-            "int8",
-            "--calibration",
-            str(saved / "calibration.npy"),
-            "--verification",
-            str(saved / "heldout.npy"),
-            "--out",
-            str(out),
-        ]
-    )
-    assert code == EXIT_OK and out.read_bytes()[4:8] == b"TFL3"
+    assert convert_int8(saved, out, "--verification", str(saved / "heldout.npy")) == EXIT_OK
+    assert out.read_bytes()[4:8] == b"TFL3"
     assert "argmax agreement 100.0%" in capsys.readouterr().out
-    assert (
-        main(
-            [
-                "convert",
-                str(saved / "model.keras"),
-                "--quantize",
-                "int8",
-                "--calibration",
-                str(saved / "calibration.npy"),
-                "--out",
-                str(out),
-            ]
-        )
-        == EXIT_EXISTS
-    )
+    assert convert_int8(saved, out) == EXIT_EXISTS
 
 
 def test_micro_writes_the_bundle(saved, capsys):
@@ -93,21 +72,8 @@ def test_micro_writes_the_bundle(saved, capsys):
 
 def test_failed_verification_exits_1_and_writes_nothing(saved):
     out = saved / "strict.tflite"
-    code = main(
-        [
-            "convert",
-            str(saved / "model.keras"),
-            "--quantize",
-            "int8",
-            "--calibration",
-            str(saved / "calibration.npy"),
-            "--max-error",
-            "1e-9",
-            "--out",
-            str(out),
-        ]
-    )
-    assert code == EXIT_UNVERIFIED and not out.exists()
+    assert convert_int8(saved, out, "--max-error", "1e-9") == EXIT_UNVERIFIED
+    assert not out.exists()
 
 
 @keras.saving.register_keras_serializable(package="keras_sparse_tests")
