@@ -191,9 +191,10 @@ def to_micro(
     ranks = [len(d["shape"]) for d in litert.get_input_details()]
     samples = as_samples(verification_data if verification_data is not None else representative_data, ranks, 16)
     worst = 0
+    micro = _micro_interpreter(flatbuffer, 64 * 2**20)
     for sample in samples:
         inputs = quantized_inputs(litert, sample)
-        micro = _micro_interpreter(flatbuffer, 64 * 2**20)
+        micro.reset()
         for index, array in enumerate(inputs):
             micro.set_input(array, index)
             litert.set_tensor(litert.get_input_details()[index]["index"], array)

@@ -17,6 +17,7 @@ from converters.errors import VerificationError, explain_conversion_failure
 from converters.quantization import MODES
 from converters.representative_data import as_samples
 from keras_sparse.files import write_atomically
+from keras_sparse.rewrites import rewritable
 
 CALIBRATION_SAMPLES = 200
 VERIFICATION_SAMPLES = 64
@@ -80,14 +81,13 @@ def _input_specs(model: keras.Model, seq_len: int | None) -> list[tf.TensorSpec]
     return specs
 
 
-def _convert(model: keras.Model, specs, mode, representative, sparse_weights: bool) -> bytes:
+def _convert(model: keras.Model, specs, mode, representative, sparse_weights: bool, float_inputs: bool) -> bytes:
     single = len(specs) == 1
     function = tf.function(lambda *xs: model(xs[0] if single else list(xs), training=False))
     # Not from_concrete_functions([...], model): with the model as trackable object, files were seen to keep
     # uninitialised variables and return garbage (FACTS.md); verification below would catch it.
     concrete = function.get_concrete_function(*specs)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-    float_inputs = all(spec.dtype.is_floating for spec in specs)
     mode.configure(converter, lambda: _with_progress(representative), sparse_weights, float_inputs)
     try:
         return converter.convert()
@@ -219,7 +219,8 @@ def to_tflite(
         raise FileExistsError(f"{path} exists. Pass overwrite=True to replace it, or choose another path.")
     specs = _input_specs(model, seq_len)
     ranks = [len(spec.shape) for spec in specs]
-    if quantization == "int16x8" and not all(spec.dtype.is_floating for spec in specs):
+    float_inputs = all(spec.dtype.is_floating for spec in specs)
+    if quantization == "int16x8" and not float_inputs:
         raise ValueError(
             "Received an invalid value for argument `quantization`: the TF 2.21 converter cannot calibrate "
             "integer inputs (token ids) in 16x8 mode. Use quantization='int8' for token models."
@@ -234,7 +235,7 @@ def to_tflite(
         verification = as_samples(verification_data, ranks, VERIFICATION_SAMPLES, name="verification_data")
     elif representative:
         verification = representative[:VERIFICATION_SAMPLES]
-    elif all(spec.dtype.is_floating for spec in specs):
+    elif float_inputs:
         rng = np.random.default_rng(0)
         verification = [[rng.normal(size=spec.shape).astype(np.float32) for spec in specs] for _ in range(16)]
     else:
@@ -242,9 +243,9 @@ def to_tflite(
             "Received an invalid value for argument `verification_data`: the model takes non-float inputs, so "
             "typical inputs cannot be made up. Pass verification_data (or representative_data)."
         )
-    if isinstance(model, keras.Sequential) or hasattr(model, "_operations"):
+    if rewritable(model):
         model = ks.exportable(model)
-    flatbuffer = _convert(model, specs, mode, representative, sparse_weights)
+    flatbuffer = _convert(model, specs, mode, representative, sparse_weights, float_inputs)
     ops, max_error, mean_error, agreement, latency = _verify(
         flatbuffer,
         model,
@@ -255,7 +256,7 @@ def to_tflite(
     )
     without_sparse_encoding = None
     if sparse_weights:
-        without_sparse_encoding = len(_convert(model, specs, mode, representative, sparse_weights=False))
+        without_sparse_encoding = len(_convert(model, specs, mode, representative, False, float_inputs))
     write_atomically(path, flatbuffer, overwrite=overwrite)
     return ConversionResult(
         path,

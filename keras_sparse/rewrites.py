@@ -13,9 +13,14 @@ EXPORT_FORMS = {"sparse": "segment"}
 """Kernels that cannot be exported to TFLite builtins, and their builtins-only twins (same numbers)."""
 
 
+def rewritable(model) -> bool:
+    """True for functional and Sequential models: those that can be cloned layer by layer."""
+    return isinstance(model, keras.Model) and (isinstance(model, keras.Sequential) or hasattr(model, "_operations"))
+
+
 def _rewrite_layers(model: keras.Model, replace: Callable[[keras.layers.Layer], keras.layers.Layer | None]):
     """A copy of a functional or Sequential model where `replace(layer)` (if not None) stands for each layer."""
-    if not isinstance(model, keras.Model) or not (isinstance(model, keras.Sequential) or hasattr(model, "_operations")):
+    if not rewritable(model):
         raise ValueError(
             "Received an invalid value for argument `model`, expected a functional or Sequential keras.Model "
             f"(subclassed models cannot be cloned layer by layer). Received: model={model!r}"

@@ -64,22 +64,18 @@ def plan_token_pairs(pattern: Pattern, seq_len: int, num_heads: int, causal: boo
     ([0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 0, 1, 2, 3, 2, 3])
     """
     pattern.check_fits(seq_len)
-    if pattern.num_heads is None:
-        shared = _head_pairs(pattern, seq_len, causal)
-        per_head = [shared] * num_heads
-    else:
-        per_head = [_head_pairs(pattern.head(h), seq_len, causal) for h in range(num_heads)]
-    offsets = [h * seq_len for h in range(num_heads)]
-    biases = [b for _, _, b in per_head]
-    bias = None
-    if any(b is not None for b in biases):
-        bias = np.concatenate(
-            [np.zeros(len(q), np.float32) if b is None else b for (q, _, _), b in zip(per_head, biases, strict=True)]
-        )
+    shared = _head_pairs(pattern, seq_len, causal) if pattern.num_heads is None else None
+    query_rows, key_rows, biases, any_bias = [], [], [], False
+    for head in range(num_heads):
+        queries, keys, bias = shared or _head_pairs(pattern.head(head), seq_len, causal)
+        query_rows.append(queries + head * seq_len)
+        key_rows.append(keys + head * seq_len)
+        biases.append(np.zeros(len(queries), np.float32) if bias is None else bias)
+        any_bias |= bias is not None
     return TokenPairs(
         seq_len=seq_len,
         num_heads=num_heads,
-        query_rows=np.concatenate([q + o for (q, _, _), o in zip(per_head, offsets, strict=True)]).astype(np.int32),
-        key_rows=np.concatenate([k + o for (_, k, _), o in zip(per_head, offsets, strict=True)]).astype(np.int32),
-        bias=bias,
+        query_rows=np.concatenate(query_rows).astype(np.int32),
+        key_rows=np.concatenate(key_rows).astype(np.int32),
+        bias=np.concatenate(biases) if any_bias else None,
     )

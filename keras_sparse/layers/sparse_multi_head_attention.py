@@ -178,13 +178,20 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             if mask is not None:
                 mask = ops.cast(mask, "bool")
                 key_padding = mask if key_padding is None else ops.logical_and(key_padding, mask)
+        if self._pattern.dynamic:
+            for name, given in (
+                ("attention_mask", attention_mask is not None),
+                ("return_attention_scores", return_attention_scores),
+            ):
+                if given:
+                    raise _invalid(name, "none with an LSH pattern (its mask depends on the input)", f"{name} given")
         if attention_mask is not None:
             attention_mask = self._check_attention_mask(attention_mask, seq_len)
 
         gate = self._gate_dense(query) if self._use_gate else None
         attention_output, attention_scores = self._compute_attention(
             self._query_dense(query),
-            self._key_dense(key),
+            None if self._pattern.dynamic else self._key_dense(key),  # LSH derives keys from the queries
             self._value_dense(value),
             attention_mask,
             training,
@@ -265,14 +272,6 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         if self._dropout > 0.0:
             dropout = functools.partial(self._dropout_layer, training=training)
         if kernel == "lsh":
-            for name, value_given in (
-                ("attention_mask", attention_mask),
-                ("return_attention_scores", return_attention_scores),
-            ):
-                if value_given is not None and value_given is not False:
-                    raise _invalid(
-                        name, "None / False with an LSH pattern (its mask depends on the input)", f"{name}=..."
-                    )
             return kernels.lsh_attention(query, key, value, self.effective_pattern, key_mask, use_causal_mask, dropout)
         masks = dict(
             key_mask=key_mask, attention_mask=attention_mask, dropout=dropout, return_scores=return_attention_scores
