@@ -120,7 +120,7 @@ def zoo_scores_per_head(name: str, seq_len: int) -> tuple[int, str]:
     if chosen.dynamic:  # LSH: each round scores each query against its chunk and the previous one
         return chosen.num_hashes * seq_len * 2 * chosen.chunk_size, "lsh"
     layer = ks.layers.SparseMultiHeadAttention(num_heads=NUM_HEADS, key_dim=8, pattern=chosen)
-    return chosen.describe(seq_len)["nnz"], layer._kernel_for(seq_len, causal=False)
+    return chosen.describe(seq_len)["nnz"], layer.kernel_name(seq_len)
 
 
 def scores_per_head(case: str, seq_len: int) -> int:

@@ -18,20 +18,37 @@ def rewritable(model) -> bool:
     return isinstance(model, keras.Model) and (isinstance(model, keras.Sequential) or hasattr(model, "_operations"))
 
 
-def _rewrite_layers(model: keras.Model, replace: Callable[[keras.layers.Layer], keras.layers.Layer | None]):
-    """A copy of a functional or Sequential model where `replace(layer)` (if not None) stands for each layer."""
+def rewrite_layers(
+    model: keras.Model,
+    replace: Callable[[keras.layers.Layer], keras.layers.Layer | None],
+    transfer: Callable[[keras.layers.Layer, keras.layers.Layer], None] | None = None,
+) -> keras.Model:
+    """A copy of a functional or Sequential model where `replace(layer)` (if not None) stands for each layer.
+
+    Each new layer then gets its weights from `transfer(old, new)`, by default the old layer's own.
+    """
     if not rewritable(model):
         raise ValueError(
             "Received an invalid value for argument `model`, expected a functional or Sequential keras.Model "
             f"(subclassed models cannot be cloned layer by layer). Received: model={model!r}"
         )
 
+    clones = []
+
     def clone_layer(layer):
         replacement = replace(layer)
-        return replacement if replacement is not None else layer.__class__.from_config(layer.get_config())
+        clone = replacement if replacement is not None else layer.__class__.from_config(layer.get_config())
+        clones.append((layer, clone))
+        return clone
 
     copy = keras.models.clone_model(model, clone_function=clone_layer)
-    copy.set_weights(model.get_weights())
+    for old, new in clones:
+        if not isinstance(new, keras.layers.Layer):  # operations such as `x + y` hold no weights
+            continue
+        if transfer is not None:
+            transfer(old, new)
+        else:
+            new.set_weights(old.get_weights())
     return copy
 
 
@@ -67,7 +84,7 @@ def sparsify(model: keras.Model, pattern: Pattern, implementation: str = "auto")
             return SparseMultiHeadAttention.from_config(config)
         return None
 
-    return _rewrite_layers(model, replace)
+    return rewrite_layers(model, replace)
 
 
 def exportable(model: keras.Model) -> keras.Model:
@@ -93,4 +110,4 @@ def exportable(model: keras.Model) -> keras.Model:
             return type(layer).from_config(config)
         return None
 
-    return _rewrite_layers(model, replace)
+    return rewrite_layers(model, replace)

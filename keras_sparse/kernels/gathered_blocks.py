@@ -56,6 +56,22 @@ def _dense_probabilities(probs: tf.Tensor, group: BlockGroup, plan: GatherPlan) 
     return tf.reshape(dense, (-1, heads, rows, block, plan.num_blocks * block))
 
 
+def _block_mass(probs: tf.Tensor, group: BlockGroup, plan: GatherPlan) -> tf.Tensor:
+    """A group's attention probabilities summed per (head, query block, key block): `(H, num_blocks, num_blocks)`."""
+    heads = probs.shape[1]
+    rows, slots, block = len(group.query_blocks), group.num_slots, plan.block_size
+    per_token = tf.reshape(probs, (-1, heads, rows, block, slots, block))
+    real_query = (group.query_blocks[:, None] * block + np.arange(block)) < plan.seq_len  # not padding
+    if not real_query.all():
+        per_token = per_token * tf.constant(real_query[:, :, None, None], per_token.dtype)
+    per_slot = tf.reduce_sum(per_token, axis=(0, 3, 5))
+    key_one_hot = np.eye(plan.num_blocks, dtype=np.float32)[group.key_blocks]  # (H', rows, slots, n)
+    key_one_hot = np.broadcast_to(key_one_hot, (heads, rows, slots, plan.num_blocks))
+    query_one_hot = np.eye(plan.num_blocks, dtype=np.float32)[group.query_blocks]  # (rows, n)
+    per_row = tf.einsum("hrs,hrsn->hrn", tf.cast(per_slot, tf.float32), tf.constant(key_one_hot))
+    return tf.einsum("hrn,rq->hqn", per_row, tf.constant(query_one_hot))
+
+
 def gathered_block_attention(
     query: tf.Tensor,
     key: tf.Tensor,
@@ -65,6 +81,7 @@ def gathered_block_attention(
     attention_mask: tf.Tensor | None = None,
     dropout=None,
     return_scores: bool = False,
+    on_block_mass=None,
 ):
     """Attention restricted to the plan's blocks, exact at token level.
 
@@ -77,6 +94,9 @@ def gathered_block_attention(
         attention_mask: optional bool `(B, T, T)`, ANDed with the pattern.
         dropout: optional callable applied to the attention probabilities.
         return_scores: also return the probabilities as a dense `(B, H, T, T)` tensor (O(T^2): small T only).
+        on_block_mass: optional callable given the float32 `(H, num_blocks, num_blocks)` sums of the
+            probabilities over the batch and the tokens of each block pair (the attention-blocks pruning
+            statistic).
 
     Returns:
         `(output (B, T, H, value_dim), scores or None)`.
@@ -105,7 +125,7 @@ def gathered_block_attention(
         )
 
     head_offsets = (np.arange(heads, dtype=np.int32) * plan.num_blocks)[:, None, None]
-    outputs, dense_scores = [], []
+    outputs, dense_scores, masses = [], [], []
     for group in plan.groups:
         rows, width = len(group.query_blocks), group.num_slots * plan.block_size
         group_queries = queries if rows == plan.num_blocks else tf.gather(queries, group.query_blocks, axis=2)
@@ -119,11 +139,15 @@ def gathered_block_attention(
         outputs.append(tf.matmul(dropout(probs) if dropout else probs, group_values))
         if return_scores:
             dense_scores.append(_dense_probabilities(probs, group, plan))
+        if on_block_mass is not None:
+            masses.append(_block_mass(probs, group, plan))
 
     def in_block_order(parts):
         joined = parts[0] if len(parts) == 1 else tf.concat(parts, axis=2)
         return joined if plan.block_order is None else tf.gather(joined, plan.block_order, axis=2)
 
+    if on_block_mass is not None:
+        on_block_mass(tf.add_n(masses))
     output = tf.reshape(in_block_order(outputs), (-1, heads, padded_len, value_dim))
     output = tf.transpose(output, (0, 2, 1, 3))[:, : plan.seq_len]
     if not return_scores:

@@ -108,6 +108,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             )
         self._pattern = pattern
         self._implementation = implementation
+        self._block_mass_sink = None
 
     @property
     def pattern(self) -> Pattern:
@@ -116,6 +117,16 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     @property
     def implementation(self) -> str:
         return self._implementation
+
+    def set_pattern(self, pattern: Pattern) -> None:
+        """Replaces the pattern (the attention-blocks pruning narrows it); traced functions must be retraced."""
+        pattern.for_heads(self._num_heads)
+        self._pattern = pattern
+
+    def set_block_mass_sink(self, sink) -> None:
+        """While training, the blocked kernel hands `sink` each call's `(num_heads, num_blocks, num_blocks)`
+        attention mass per block pair (see `kernels.gathered_block_attention`); None stops it."""
+        self._block_mass_sink = sink
 
     @property
     def effective_pattern(self) -> Pattern:
@@ -143,7 +154,13 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
             if shape is not None and len(shape) != 3:
                 raise _invalid(name, "a rank-3 tensor (batch, sequence, features)", f"{name}.shape={tuple(shape)}")
+        self._built_seq_len = query_shape[1]
         super().build(query_shape, value_shape, key_shape)
+
+    @property
+    def built_seq_len(self) -> int | None:
+        """The sequence length the layer was built for (None before it is built or if not static)."""
+        return getattr(self, "_built_seq_len", None)
 
     def compute_output_spec(self, query, value, key=None, return_attention_scores=False, **kwargs):
         output = super().compute_output_spec(query, value, key, **kwargs)
@@ -238,7 +255,8 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             )
         return ops.cast(attention_mask, "bool")
 
-    def _kernel_for(self, seq_len: int, causal: bool) -> str:
+    def kernel_name(self, seq_len: int, causal: bool = False) -> str:
+        """The kernel computing a sequence of `seq_len`: "blocked", "segment", "sparse", "dense" or "lsh"."""
         if self._pattern.dynamic:
             return "lsh"
         if self._implementation != "auto":
@@ -264,7 +282,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         `(B, T, T)` tensor is built; `attention_mask` is an optional bool `(B, T, T)`.
         """
         seq_len = query.shape[1]
-        kernel = self._kernel_for(seq_len, use_causal_mask)
+        kernel = self.kernel_name(seq_len, use_causal_mask)
         if kernel == "lsh":  # Reformer's shared-QK: keys are the normalised query projections
             key = tf.math.l2_normalize(query, axis=-1)
         query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
@@ -279,7 +297,12 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         pattern = self.effective_pattern
         if kernel == "blocked":
             return kernels.gathered_block_attention(
-                query, key, value, _gather_plan(pattern, seq_len, use_causal_mask), **masks
+                query,
+                key,
+                value,
+                _gather_plan(pattern, seq_len, use_causal_mask),
+                on_block_mass=self._block_mass_sink if training else None,
+                **masks,
             )
         if kernel == "dense":
             mask = pattern.mask(seq_len)

@@ -41,6 +41,12 @@ class Learned(Pattern):
         object.__setattr__(self, "block_size", check_positive_int("block_size", block_size))
         object.__setattr__(self, "num_heads", array.shape[0] if array.ndim == 3 else None)
 
+    def __repr__(self):
+        blocks = self.blocks
+        heads = "" if self.num_heads is None else f", num_heads={self.num_heads}"
+        size = blocks.shape[-1]
+        return f"Learned(<{size}x{size} blocks, {blocks.mean():.0%} kept>, block_size={self.block_size}{heads})"
+
     @property
     def blocks(self) -> np.ndarray:
         return np.array(self.layout_blocks, dtype=bool)
