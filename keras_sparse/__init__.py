@@ -20,8 +20,8 @@ if keras.backend.backend() != "tensorflow":
         f"The backend is {keras.backend.backend()!r}: set KERAS_BACKEND=tensorflow before importing keras."
     )
 
-from keras_sparse import kernels, layers, patterns, pruning  # noqa: E402
+from keras_sparse import datasets, kernels, layers, models, patterns, pruning  # noqa: E402
 from keras_sparse.rewrites import exportable, sparsify  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["exportable", "kernels", "layers", "patterns", "pruning", "sparsify"]
+__all__ = ["datasets", "exportable", "kernels", "layers", "models", "patterns", "pruning", "sparsify"]

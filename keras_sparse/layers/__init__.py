@@ -1,6 +1,9 @@
 """Keras layers built on the sparse attention kernels."""
 
+from keras_sparse.layers.activations import gelu_tanh
+from keras_sparse.layers.position_embedding import PositionEmbedding
 from keras_sparse.layers.sparse_multi_head_attention import SparseMultiHeadAttention
+from keras_sparse.layers.sparse_transformer_encoder import SparseTransformerEncoder
 from keras_sparse.layers.token_embedding import TokenEmbedding
 
-__all__ = ["SparseMultiHeadAttention", "TokenEmbedding"]
+__all__ = ["PositionEmbedding", "SparseMultiHeadAttention", "SparseTransformerEncoder", "TokenEmbedding", "gelu_tanh"]

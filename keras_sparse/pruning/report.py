@@ -26,7 +26,7 @@ class LayerPruning:
     """One layer under one structure.
 
     Attributes:
-        layer: the layer's name. structure: "heads", "neurons", "n:m", "blocks" or "attention_blocks".
+        layer: the layer's path ("encoder_0/self_attention" for a nested layer). structure: "heads", "neurons", "n:m", "blocks" or "attention_blocks".
         sparsity: fraction of the structure's units removed (heads, units, weights, or attention blocks).
         params_kept, params_total: the layer's weights that the structure keeps, of all of them.
         flops_kept: fraction of the layer's multiply-adds left after `finalize` (1.0 for n:m and blocks,
@@ -76,10 +76,10 @@ def pruning_rows(model) -> list[LayerPruning]:
             else:
                 sparsity = 1.0 - kept / max(covered, 1)
             flops_kept = 1.0 - sparsity if structure in STRUCTURAL else 1.0
-            rows.append(LayerPruning(layer.name, structure, float(sparsity), total - covered + kept, total, flops_kept))
+            rows.append(LayerPruning(layer.path, structure, float(sparsity), total - covered + kept, total, flops_kept))
         if isinstance(layer, SparseMultiHeadAttention) and split_learned(layer.pattern)[1] is not None:
             sparsity = AttentionBlocks().sparsity(layer)
-            rows.append(LayerPruning(layer.name, "attention_blocks", sparsity, total, total, 1.0 - sparsity))
+            rows.append(LayerPruning(layer.path, "attention_blocks", sparsity, total, total, 1.0 - sparsity))
     return rows
 
 

@@ -117,7 +117,8 @@ class Neurons:
                 following = _following_dense(layer)
                 if following is not None:
                     pairs.append((layer, *following))
-        return pairs
+        unique = {id(pair[0]): pair for pair in pairs}  # a custom layer's pair may also be in the graph
+        return list(unique.values())
 
     def kept(self, pair) -> np.ndarray:
         mask = attached_mask(pair[0], "kernel", self.name)

@@ -1,0 +1,76 @@
+"""`SparseTransformerClassifier`: token ids -> sparse Transformer encoder -> class logits."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_sparse.layers import PositionEmbedding, SparseTransformerEncoder, TokenEmbedding
+from keras_sparse.patterns import Pattern
+
+POOLINGS = ("cls", "mean")
+
+
+def SparseTransformerClassifier(  # noqa: N802 (a model constructor, named as Keras names its models)
+    vocab_size: int,
+    seq_len: int,
+    num_layers: int,
+    hidden_dim: int,
+    num_heads: int,
+    intermediate_dim: int,
+    pattern: Pattern | None,
+    num_classes: int,
+    dropout: float = 0.1,
+    activation="relu",
+    position: str = "learned",
+    pooling: str = "cls",
+    normalize_first: bool = False,
+    implementation: str = "auto",
+    name: str = "sparse_transformer_classifier",
+) -> keras.Model:
+    """A functional Keras model: int32 `tokens (batch, seq_len)` -> float32 `logits (batch, num_classes)`.
+
+    Token id 0 is padding: a padding mask (`tokens != 0`) goes to every encoder, so padded keys get
+    no attention. Tokens are embedded with `TokenEmbedding` (one GATHER op, TFLite Micro safe) plus
+    learned or sinusoidal positions; `pooling="cls"` reads position 0 (put a classification token
+    there, as `keras_sparse.datasets` does), `"mean"` averages the real tokens.
+
+    Example:
+
+    >>> import keras_sparse as ks
+    >>> model = ks.models.SparseTransformerClassifier(
+    ...     vocab_size=16, seq_len=256, num_layers=2, hidden_dim=32, num_heads=2, intermediate_dim=64,
+    ...     pattern=ks.patterns.BigBird(block_size=32, num_global_blocks=1, num_random_blocks=1), num_classes=10)
+    >>> model.output_shape
+    (None, 10)
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(
+            f"Received an invalid value for argument `pooling`, expected one of {POOLINGS}. Received: {pooling!r}"
+        )
+    tokens = keras.Input((seq_len,), dtype="int32", name="tokens")
+    x = TokenEmbedding(vocab_size, hidden_dim, name="token_embedding")(tokens)
+    x = x + PositionEmbedding(seq_len, kind=position, name="position_embedding")(x)
+    x = keras.layers.Dropout(dropout)(x)
+    padding_mask = ops.not_equal(tokens, 0)
+    for index in range(num_layers):
+        x = SparseTransformerEncoder(
+            num_heads=num_heads,
+            intermediate_dim=intermediate_dim,
+            pattern=pattern,
+            dropout=dropout,
+            activation=activation,
+            normalize_first=normalize_first,
+            implementation=implementation,
+            name=f"encoder_{index}",
+        )(x, padding_mask=padding_mask)
+    if normalize_first:
+        x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
+    if pooling == "cls":
+        pooled = x[:, 0]
+    else:
+        weights = ops.expand_dims(ops.cast(padding_mask, x.dtype), -1)
+        pooled = ops.sum(x * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+    pooled = keras.layers.Dropout(dropout)(pooled)
+    logits = keras.layers.Dense(num_classes, name="logits")(pooled)
+    return keras.Model(tokens, logits, name=name)
