@@ -26,7 +26,8 @@ class LayerPruning:
     """One layer under one structure.
 
     Attributes:
-        layer: the layer's path ("encoder_0/self_attention" for a nested layer). structure: "heads", "neurons", "n:m", "blocks" or "attention_blocks".
+        layer: the layer's path ("encoder_0/self_attention" for a nested layer).
+        structure: "heads", "neurons", "n:m", "blocks" or "attention_blocks".
         sparsity: fraction of the structure's units removed (heads, units, weights, or attention blocks).
         params_kept, params_total: the layer's weights that the structure keeps, of all of them.
         flops_kept: fraction of the layer's multiply-adds left after `finalize` (1.0 for n:m and blocks,
