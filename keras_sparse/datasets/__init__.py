@@ -8,9 +8,9 @@ Example:
 ((8, 128), 10)
 """
 
-from keras_sparse.datasets.far_match import far_match
+from keras_sparse.datasets.far_retrieval import far_retrieval
 from keras_sparse.datasets.listops import TaskData, evaluate, listops
 from keras_sparse.datasets.pipeline import as_dataset
 from keras_sparse.datasets.vocabulary import Vocabulary
 
-__all__ = ["TaskData", "Vocabulary", "as_dataset", "evaluate", "far_match", "listops"]
+__all__ = ["TaskData", "Vocabulary", "as_dataset", "evaluate", "far_retrieval", "listops"]

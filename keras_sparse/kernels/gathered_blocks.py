@@ -34,7 +34,9 @@ def _group_mask(group: BlockGroup, plan: GatherPlan, key_blocks_mask, attention_
     block = plan.block_size
     masks = [] if group.mask is None else [tf.constant(group.mask)]
     if key_blocks_mask is not None:
-        gathered = tf.gather(key_blocks_mask, group.key_blocks.reshape(-1), axis=1)
+        # Gathered as 0/1 numbers: TFLite Micro's GATHER has no bool kernel (and int8 models quantize these).
+        numbers = tf.where(key_blocks_mask, tf.constant(1.0), tf.constant(0.0))
+        gathered = tf.gather(numbers, group.key_blocks.reshape(-1), axis=1) > 0.5
         masks.append(tf.reshape(gathered, (-1, heads, rows, 1, slots * block)))
     if attention_blocks is not None:
         index = (group.query_blocks[None, :, None] * plan.num_blocks + group.key_blocks).reshape(-1)
