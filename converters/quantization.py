@@ -26,11 +26,17 @@ class Mode:
     min_argmax_agreement: float
 
     def configure(
-        self, converter: tf.lite.TFLiteConverter, representative_dataset, sparse_weights: bool, float_inputs: bool
+        self,
+        converter: tf.lite.TFLiteConverter,
+        representative_dataset,
+        sparse_weights: bool,
+        float_inputs: bool,
+        float_outputs: bool = False,
     ) -> None:
         """Sets supported ops (builtins only: never SELECT_TF_OPS), optimizations and types.
 
-        With int8, float inputs become int8 (full-integer I/O); integer inputs (token ids) stay as they are.
+        With int8, float inputs become int8 (full-integer I/O); integer inputs (token ids) stay as they are;
+        outputs are int8 unless `float_outputs` (an int8 body with float32 outputs, e.g. for LiteRT.js).
         """
         converter.target_spec.supported_ops = [OpsSet.TFLITE_BUILTINS]
         optimizations = [] if self.name == "float32" else [tf.lite.Optimize.DEFAULT]
@@ -45,7 +51,8 @@ class Mode:
             converter.target_spec.supported_ops = [OpsSet.TFLITE_BUILTINS_INT8]
             if float_inputs:
                 converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
+            if not float_outputs:
+                converter.inference_output_type = tf.int8
         if self.name == "int16x8":
             converter.target_spec.supported_ops = [OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
 

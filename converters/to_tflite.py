@@ -81,14 +81,16 @@ def _input_specs(model: keras.Model, seq_len: int | None) -> list[tf.TensorSpec]
     return specs
 
 
-def _convert(model: keras.Model, specs, mode, representative, sparse_weights: bool, float_inputs: bool) -> bytes:
+def _convert(
+    model: keras.Model, specs, mode, representative, sparse_weights: bool, float_inputs: bool, float_outputs: bool
+) -> bytes:
     single = len(specs) == 1
     function = tf.function(lambda *xs: model(xs[0] if single else list(xs), training=False))
     # Not from_concrete_functions([...], model): with the model as trackable object, files were seen to keep
     # uninitialised variables and return garbage (FACTS.md); verification below would catch it.
     concrete = function.get_concrete_function(*specs)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-    mode.configure(converter, lambda: _with_progress(representative), sparse_weights, float_inputs)
+    mode.configure(converter, lambda: _with_progress(representative), sparse_weights, float_inputs, float_outputs)
     try:
         return converter.convert()
     except Exception as error:  # the converter raises ConverterError and others, with the op list in the text
@@ -171,6 +173,7 @@ def to_tflite(
     max_relative_error: float | None = None,
     min_argmax_agreement: float | None = None,
     overwrite: bool = False,
+    float_outputs: bool = False,
 ) -> ConversionResult:
     """Converts `model` to a `.tflite` file with builtin ops only, verifies it in LiteRT, then writes it.
 
@@ -194,6 +197,8 @@ def to_tflite(
             also converted without it, and the report shows the size saved. TFLite Micro gains nothing from it.
         max_relative_error, min_argmax_agreement: override the mode's verification bounds.
         overwrite: replace an existing file at `path`.
+        float_outputs: with int8, keep float32 output tensors around the int8 body (LiteRT.js has no int8
+            tensors; phones and microcontrollers take int8 outputs).
 
     Returns:
         A ConversionResult; `.report()` summarises it.
@@ -245,7 +250,7 @@ def to_tflite(
         )
     if rewritable(model):
         model = ks.exportable(model)
-    flatbuffer = _convert(model, specs, mode, representative, sparse_weights, float_inputs)
+    flatbuffer = _convert(model, specs, mode, representative, sparse_weights, float_inputs, float_outputs)
     ops, max_error, mean_error, agreement, latency = _verify(
         flatbuffer,
         model,
@@ -256,7 +261,7 @@ def to_tflite(
     )
     without_sparse_encoding = None
     if sparse_weights:
-        without_sparse_encoding = len(_convert(model, specs, mode, representative, False, float_inputs))
+        without_sparse_encoding = len(_convert(model, specs, mode, representative, False, float_inputs, float_outputs))
     write_atomically(path, flatbuffer, overwrite=overwrite)
     return ConversionResult(
         path,

@@ -1,0 +1,167 @@
+"""Accuracy against cost: dense, sliding-window, BigBird and pruned BigBird classifiers, same budget and seeds.
+
+    .venv/bin/python benchmarks/accuracy.py                      # the README table (ListOps and far retrieval)
+    .venv/bin/python benchmarks/accuracy.py --tasks far_retrieval --seq-len 4096 --train 2000
+
+For each task and model: test accuracy in Keras, training seconds per epoch (median of the epochs after
+the first, which traces), peak RSS of the process, and test accuracy of the int8 `.tflite` in LiteRT.
+Every model is `ks.models.SparseTransformerClassifier` with the same sizes, data, seed and epochs; the
+dense one computes every score (`implementation="dense"`, the same einsum-and-mask as Keras's layer).
+Each run is its own process, so peak memory is that model's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+MODELS = ("dense", "window", "bigbird", "bigbird_pruned")
+
+
+def pattern(name: str):
+    import keras_sparse as ks
+
+    if name == "dense":
+        return ks.patterns.Dense()
+    if name == "window":
+        return ks.patterns.SlidingWindow(window_size=3 * 64, block_size=64)
+    return ks.patterns.BigBird(64, num_sliding_window_blocks=3, num_global_blocks=1, num_random_blocks=2, seed=0)
+
+
+def run_one(task: str, model_name: str, args) -> dict:
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import keras
+    import numpy as np
+
+    import keras_sparse as ks
+    from converters import to_tflite
+
+    generate = getattr(ks.datasets, task)
+    train = generate(args.train, args.seq_len, seed=0)
+    test = generate(args.test, args.seq_len, seed=1)
+    keras.utils.set_random_seed(0)
+    model = ks.models.SparseTransformerClassifier(
+        len(train.vocabulary),
+        args.seq_len,
+        num_layers=2,
+        hidden_dim=64,
+        num_heads=4,
+        intermediate_dim=128,
+        pattern=pattern(model_name),
+        num_classes=train.num_classes,
+        dropout=0.1,
+        implementation="dense" if model_name == "dense" else "auto",
+    )
+    model.compile(
+        keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
+    epoch_seconds = []
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            epoch_seconds.append(time.perf_counter() - self.started)
+
+    callbacks = [EpochTimer()]
+    steps = -(-args.train // 32) * args.epochs
+    if model_name == "bigbird_pruned":
+        frequency = max(1, steps // 40)
+        begin = int(0.3 * steps)
+        end = begin + frequency * ((int(0.75 * steps) - begin) // frequency)
+        schedule = ks.pruning.PolynomialDecay(0.0, 0.5, begin_step=begin, end_step=end, frequency=frequency)
+        callbacks += [ks.pruning.StructuredPruning(schedule, s) for s in ("heads", "attention_blocks")]
+    model.fit(train.inputs, train.labels, epochs=args.epochs, batch_size=32, verbose=0, callbacks=callbacks)
+    accuracy = float(model.evaluate(test.inputs, test.labels, verbose=0)[1])
+    if model_name == "bigbird_pruned":
+        model = ks.pruning.finalize(model)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.tflite")
+        to_tflite(
+            model,
+            path,
+            quantization="int8",
+            representative_data=train.inputs[:200],
+            verification_data=test.inputs[:100],
+            float_outputs=True,
+            min_argmax_agreement=0.0,
+            max_relative_error=1.0,
+        )  # accuracy is what is measured here
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=path, num_threads=2)
+        interpreter.allocate_tensors()
+        (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+        answers = []
+        for row in test.inputs:
+            interpreter.set_tensor(inp["index"], row[None])
+            interpreter.invoke()
+            answers.append(int(np.argmax(interpreter.get_tensor(out["index"]))))
+    return {
+        "task": task,
+        "model": model_name,
+        "accuracy": accuracy,
+        "int8_accuracy": float((np.array(answers) == test.labels).mean()),
+        "seconds_per_epoch": statistics.median(epoch_seconds[1:] or epoch_seconds),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=["listops", "far_retrieval"])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--seq-len", type=int, default=1024)
+    parser.add_argument("--train", type=int, default=8000)
+    parser.add_argument("--test", type=int, default=500)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--one", nargs=2, metavar=("TASK", "MODEL"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(run_one(*args.one, args)))
+        return
+    print(
+        f"L={args.seq_len}, {args.train} training / {args.test} test examples, {args.epochs} epochs, batch 32, "
+        "2 layers, hidden 64, 4 heads\n"
+    )
+    print("| task | model | accuracy | int8 accuracy (LiteRT) | s / epoch | peak RSS MiB |")
+    print("|---|---|---|---|---|---|")
+    for task in args.tasks:
+        for model in args.models:
+            command = [
+                sys.executable,
+                __file__,
+                "--one",
+                task,
+                model,
+                "--seq-len",
+                str(args.seq_len),
+                "--train",
+                str(args.train),
+                "--test",
+                str(args.test),
+                "--epochs",
+                str(args.epochs),
+            ]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(f"| {task} | {model} | failed: {done.stderr.strip().splitlines()[-1]} | | | |", flush=True)
+                continue
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            print(
+                f"| {task} | {model} | {row['accuracy']:.3f} | {row['int8_accuracy']:.3f} | "
+                f"{row['seconds_per_epoch']:.0f} | {row['peak_rss_mib']:.0f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
