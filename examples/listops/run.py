@@ -102,11 +102,14 @@ def write(path: pathlib.Path, data: bytes) -> None:
     write_atomically(path, data, overwrite=True)
 
 
-def golden_vectors(test, predictions: np.ndarray, seq_len: int) -> dict:
+def golden_vectors(test, predictions: np.ndarray, seq_len: int, model_path: pathlib.Path) -> dict:
     """The demos' contract: expression -> token ids -> true answer, and the int8 model's answer in LiteRT."""
     shortest = np.argsort([len(t) for t in test.texts], kind="stable")[:GOLDEN_EXAMPLES]
+    (signature,) = Interpreter(model_path=str(model_path)).get_signature_list().values()
     return {
         "seq_len": seq_len,
+        "input_name": signature["inputs"][0],
+        "output_name": signature["outputs"][0],
         "examples": [
             {
                 "expression": test.texts[i],
@@ -200,7 +203,7 @@ def main(argv=None) -> dict:
     )
     print(f"TFLite Micro bundle: {micro.folder} ({len(micro.ops)} ops, arena {micro.arena_bytes / 1024:.0f} KiB)")
 
-    golden = golden_vectors(test, int8_answers, args.seq_len)
+    golden = golden_vectors(test, int8_answers, args.seq_len, out / "listops_int8.tflite")
     write(out / "golden.json", json.dumps(golden, indent=1).encode())
     if not args.no_demo_assets:
         for folder in DEMO_ASSETS:
