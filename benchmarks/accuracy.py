@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 
+from common import litert_accuracy, pruning_schedule
+
 MODELS = ("dense", "window", "bigbird", "bigbird_pruned")
 
 
@@ -38,7 +40,6 @@ def pattern(name: str):
 def run_one(task: str, model_name: str, args) -> dict:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import keras
-    import numpy as np
 
     import keras_sparse as ks
     from converters import to_tflite
@@ -74,10 +75,7 @@ def run_one(task: str, model_name: str, args) -> dict:
     callbacks = [EpochTimer()]
     steps = -(-args.train // 32) * args.epochs
     if model_name == "bigbird_pruned":
-        frequency = max(1, steps // 40)
-        begin = int(0.3 * steps)
-        end = begin + frequency * ((int(0.75 * steps) - begin) // frequency)
-        schedule = ks.pruning.PolynomialDecay(0.0, 0.5, begin_step=begin, end_step=end, frequency=frequency)
+        schedule = pruning_schedule(steps, 0.5)
         callbacks += [ks.pruning.StructuredPruning(schedule, s) for s in ("heads", "attention_blocks")]
     model.fit(train.inputs, train.labels, epochs=args.epochs, batch_size=32, verbose=0, callbacks=callbacks)
     accuracy = float(model.evaluate(test.inputs, test.labels, verbose=0)[1])
@@ -95,21 +93,12 @@ def run_one(task: str, model_name: str, args) -> dict:
             min_argmax_agreement=0.0,
             max_relative_error=1.0,
         )  # accuracy is what is measured here
-        from ai_edge_litert.interpreter import Interpreter
-
-        interpreter = Interpreter(model_path=path, num_threads=2)
-        interpreter.allocate_tensors()
-        (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-        answers = []
-        for row in test.inputs:
-            interpreter.set_tensor(inp["index"], row[None])
-            interpreter.invoke()
-            answers.append(int(np.argmax(interpreter.get_tensor(out["index"]))))
+        int8_accuracy = litert_accuracy(path, test.inputs, test.labels)
     return {
         "task": task,
         "model": model_name,
         "accuracy": accuracy,
-        "int8_accuracy": float((np.array(answers) == test.labels).mean()),
+        "int8_accuracy": int8_accuracy,
         "seconds_per_epoch": statistics.median(epoch_seconds[1:] or epoch_seconds),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }

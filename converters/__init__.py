@@ -6,8 +6,18 @@ Example:
 """
 
 from converters.errors import ConversionError, VerificationError
+from converters.litert import predict
 from converters.quantization import MODES
 from converters.to_micro import MicroBundle, to_micro
 from converters.to_tflite import ConversionResult, to_tflite
 
-__all__ = ["MODES", "ConversionError", "ConversionResult", "MicroBundle", "VerificationError", "to_micro", "to_tflite"]
+__all__ = [
+    "MODES",
+    "ConversionError",
+    "ConversionResult",
+    "MicroBundle",
+    "VerificationError",
+    "predict",
+    "to_micro",
+    "to_tflite",
+]

@@ -16,8 +16,9 @@ from ai_edge_litert.interpreter import Interpreter
 
 from converters import c_sources
 from converters.errors import ConversionError, VerificationError
+from converters.litert import quantized_inputs
 from converters.representative_data import as_samples
-from converters.to_tflite import ConversionResult, quantized_inputs, to_tflite
+from converters.to_tflite import ConversionResult, to_tflite
 from keras_sparse.files import write_atomically
 
 MICRO_FIXES = {

@@ -14,6 +14,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 import keras_sparse as ks
 from converters.errors import VerificationError, explain_conversion_failure
+from converters.litert import run_once
 from converters.quantization import MODES
 from converters.representative_data import as_samples
 from keras_sparse.files import write_atomically
@@ -110,30 +111,6 @@ def _with_progress(samples: list, shown_from: int = PROGRESS_FROM):
             bar.update(index)
 
 
-def quantized_inputs(interpreter: Interpreter, sample: list[np.ndarray]) -> list[np.ndarray]:
-    """The sample as the file's inputs take it: float arrays quantized where an input is int8/int16."""
-    arrays = []
-    for detail, array in zip(interpreter.get_input_details(), sample, strict=True):
-        if detail["dtype"] in (np.int8, np.int16) and array.dtype.kind == "f":
-            scale, zero = detail["quantization"]
-            info = np.iinfo(detail["dtype"])
-            array = np.clip(np.round(array / scale + zero), info.min, info.max)
-        arrays.append(array.astype(detail["dtype"]))
-    return arrays
-
-
-def _run(interpreter: Interpreter, sample: list[np.ndarray]) -> np.ndarray:
-    for detail, array in zip(interpreter.get_input_details(), quantized_inputs(interpreter, sample), strict=True):
-        interpreter.set_tensor(detail["index"], array)
-    interpreter.invoke()
-    detail = interpreter.get_output_details()[0]
-    output = interpreter.get_tensor(detail["index"])
-    if detail["dtype"] in (np.int8, np.int16):
-        scale, zero = detail["quantization"]
-        output = (output.astype(np.float32) - zero) * scale
-    return output
-
-
 def _verify(flatbuffer: bytes, model: keras.Model, samples, mode, max_relative_error, min_argmax_agreement):
     interpreter = Interpreter(model_content=flatbuffer, num_threads=2)
     interpreter.allocate_tensors()
@@ -141,7 +118,7 @@ def _verify(flatbuffer: bytes, model: keras.Model, samples, mode, max_relative_e
     actual, times = [], []
     for sample in samples:
         start = time.perf_counter()
-        actual.append(_run(interpreter, sample))
+        actual.append(run_once(interpreter, sample))
         times.append((time.perf_counter() - start) * 1e3)
     actual = np.concatenate(actual)
     expected = np.concatenate([np.asarray(model(s[0] if len(s) == 1 else s, training=False)) for s in samples])

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 import keras_sparse as ks  # noqa: E402
-from converters import to_micro, to_tflite  # noqa: E402
+from converters import predict, to_micro, to_tflite  # noqa: E402
 from keras_sparse.files import write_atomically  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -80,19 +80,6 @@ def bigbird(args) -> ks.patterns.Pattern:
     return ks.patterns.BigBird(
         block_size=32, num_sliding_window_blocks=3, num_global_blocks=1, num_random_blocks=2, seed=args.seed
     )
-
-
-def litert_predictions(path: pathlib.Path, tokens: np.ndarray) -> np.ndarray:
-    """Argmax answers of a `.tflite` file in LiteRT, one sequence at a time (batch 1)."""
-    interpreter = Interpreter(model_path=str(path), num_threads=2)
-    interpreter.allocate_tensors()
-    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-    answers = []
-    for row in tokens:
-        interpreter.set_tensor(inp["index"], row[None].astype(inp["dtype"]))
-        interpreter.invoke()
-        answers.append(int(np.argmax(interpreter.get_tensor(out["index"])[0])))
-    return np.array(answers)
 
 
 def write(path: pathlib.Path, data: bytes) -> None:
@@ -190,7 +177,7 @@ def main(argv=None) -> dict:
         )
         print(result.report())
         files[quantization] = result
-    int8_answers = litert_predictions(out / "listops_int8.tflite", test.inputs)
+    int8_answers = predict(out / "listops_int8.tflite", test.inputs).argmax(-1)
     int8_accuracy = float((int8_answers == test.labels).mean())
     print(f"int8 LiteRT test accuracy: {int8_accuracy:.3f} (Keras {final_accuracy:.3f})")
     micro = to_micro(

@@ -7,7 +7,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import keras_sparse as ks
-from converters import ConversionError, VerificationError, to_tflite
+from converters import ConversionError, VerificationError, predict, to_tflite
 from tests.converters.conftest import SEQ_LEN, build_classifier, retrieval_task
 
 
@@ -37,6 +37,27 @@ def test_int8_file_is_smaller_with_int8_output(trained_classifier, held_out, tmp
     int8 = to_tflite(trained_classifier, tmp_path / "q.tflite", quantization="int8", representative_data=calibration)
     assert int8.size_bytes < float32.size_bytes
     assert Interpreter(model_path=str(int8.path)).get_output_details()[0]["dtype"] == np.int8
+
+
+def test_int8_with_float_outputs_keeps_float_logits_around_an_int8_body(trained_classifier, held_out, tmp_path):
+    calibration, _ = retrieval_task(200, seed=2)
+    result = to_tflite(
+        trained_classifier,
+        tmp_path / "q.tflite",
+        quantization="int8",
+        representative_data=calibration,
+        verification_data=held_out[0],
+        float_outputs=True,
+    )
+    interpreter = Interpreter(model_path=str(result.path))
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32
+    assert interpreter.get_input_details()[0]["dtype"] == np.int32
+    assert "FULLY_CONNECTED" in result.ops and "DEQUANTIZE" in result.ops  # int8 weights and activations inside
+    np.testing.assert_allclose(
+        predict(result.path, held_out[0][:4]),
+        trained_classifier.predict(held_out[0][:4], verbose=0),
+        atol=0.15 * np.abs(trained_classifier.predict(held_out[0][:4], verbose=0)).max(),
+    )
 
 
 def float_input_model(pattern):

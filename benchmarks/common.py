@@ -1,0 +1,22 @@
+"""Pieces the training benchmarks share: the pruning schedule they use and LiteRT accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pruning_schedule(total_steps: int, sparsity: float):
+    """PolynomialDecay from 30% to 75% of training, ending on a pruning step so `sparsity` is reached."""
+    import keras_sparse as ks
+
+    frequency = max(1, total_steps // 40)
+    begin = int(0.3 * total_steps)
+    end = begin + frequency * max(1, (int(0.75 * total_steps) - begin) // frequency)
+    return ks.pruning.PolynomialDecay(0.0, sparsity, begin_step=begin, end_step=end, frequency=frequency)
+
+
+def litert_accuracy(path, inputs: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of a `.tflite` classifier in LiteRT (batch 1, 2 threads)."""
+    from converters import predict
+
+    return float((predict(path, inputs).argmax(-1) == labels).mean())
