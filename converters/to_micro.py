@@ -138,7 +138,7 @@ def to_micro(
     max_relative_error: float | None = None,
     min_argmax_agreement: float | None = None,
     overwrite: bool = False,
-    max_quantization_steps: int = 2,
+    max_quantization_steps: int = 8,
 ) -> MicroBundle:
     """Writes a TFLite Micro bundle for `model` into `folder`, after verifying it.
 
@@ -146,9 +146,11 @@ def to_micro(
     (an `alignas(16)` array and its size), `<name>_op_resolver.h` (a `MicroMutableOpResolver<N>`
     registering exactly the ops used) and `<name>_model_settings.h` (input and output shapes and
     quantization, and `kTensorArenaSize`: the smallest arena that worked in the tflite-micro Python
-    interpreter, times 1.1). TFLite Micro's outputs must be within `max_quantization_steps` (default 2)
-    of LiteRT's: their int8 kernels round differently, by one step for a Dense layer and two for Keras's
-    LayerNormalization (MEAN, SQUARED_DIFFERENCE, RSQRT), measured on random inputs.
+    interpreter, times 1.1). TFLite Micro's outputs must be within `max_quantization_steps` (default 8)
+    of LiteRT's: their int8 kernels round differently, and the differences add up through a network.
+    Measured on random inputs: a Dense layer 1 step, Keras's LayerNormalization (MEAN, SQUARED_DIFFERENCE,
+    RSQRT) 2, one sparse Transformer encoder block 3 to 5; a trained one-layer ListOps classifier 6.
+    The bundle reports the difference it measured.
     `max_relative_error` and `min_argmax_agreement` override the int8 bounds of `to_tflite`.
 
     Example:

@@ -78,7 +78,7 @@ def _input_specs(model: keras.Model, seq_len: int | None) -> list[tf.TensorSpec]
             raise ValueError(
                 f"Input {tensor.name} has unknown dimensions {tuple(tensor.shape)}: give it a static shape."
             )
-        specs.append(tf.TensorSpec((1, *shape), tensor.dtype))
+        specs.append(tf.TensorSpec((1, *shape), tensor.dtype, name=tensor.name))  # the file's input names
     return specs
 
 

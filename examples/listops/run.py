@@ -36,6 +36,10 @@ from keras_sparse.files import write_atomically  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO_ASSETS = (ROOT / "android_demo/app/src/main/assets", ROOT / "web_demo/model")
 GOLDEN_EXAMPLES = 24
+INT8_MAX_ACCURACY_DROP = 0.02
+"""The job's bound for int8: test accuracy within 2 points of the Keras model's. Argmax agreement is
+measured and reported, not required: a ListOps model at this size is unsure (median top-two logit margin
+about 0.3 at the default size), so int8 rounding flips some near-ties (92% agreement was measured)."""
 
 
 def parse_args(argv):
@@ -43,7 +47,7 @@ def parse_args(argv):
     parser.add_argument("--seq-len", type=int, default=512, help="tokens per example (default 512)")
     parser.add_argument("--train", type=int, default=6000, help="training examples (default 6000)")
     parser.add_argument("--test", type=int, default=500, help="test examples (default 500)")
-    parser.add_argument("--epochs", type=int, default=5, help="training epochs (default 5)")
+    parser.add_argument("--epochs", type=int, default=4, help="training epochs (default 4)")
     parser.add_argument("--layers", type=int, default=2, help="encoder layers (default 2)")
     parser.add_argument("--hidden", type=int, default=64, help="hidden size (default 64)")
     parser.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
@@ -92,11 +96,11 @@ def write(path: pathlib.Path, data: bytes) -> None:
 def golden_vectors(test, predictions: np.ndarray, seq_len: int, model_path: pathlib.Path) -> dict:
     """The demos' contract: expression -> token ids -> true answer, and the int8 model's answer in LiteRT."""
     shortest = np.argsort([len(t) for t in test.texts], kind="stable")[:GOLDEN_EXAMPLES]
-    (signature,) = Interpreter(model_path=str(model_path)).get_signature_list().values()
+    interpreter = Interpreter(model_path=str(model_path))
     return {
         "seq_len": seq_len,
-        "input_name": signature["inputs"][0],
-        "output_name": signature["outputs"][0],
+        "input_name": interpreter.get_input_details()[0]["name"],
+        "output_name": interpreter.get_output_details()[0]["name"],
         "examples": [
             {
                 "expression": test.texts[i],
@@ -174,12 +178,18 @@ def main(argv=None) -> dict:
             verification_data=verification,
             overwrite=True,
             float_outputs=quantization == "int8",  # float logits: LiteRT.js has no int8 tensors
+            min_argmax_agreement=0.0 if quantization == "int8" else None,  # see INT8_MAX_ACCURACY_DROP
         )
         print(result.report())
         files[quantization] = result
     int8_answers = predict(out / "listops_int8.tflite", test.inputs).argmax(-1)
     int8_accuracy = float((int8_answers == test.labels).mean())
     print(f"int8 LiteRT test accuracy: {int8_accuracy:.3f} (Keras {final_accuracy:.3f})")
+    if int8_accuracy < final_accuracy - INT8_MAX_ACCURACY_DROP:
+        raise SystemExit(
+            f"int8 accuracy {int8_accuracy:.3f} is more than {INT8_MAX_ACCURACY_DROP:.0%} below Keras's "
+            f"{final_accuracy:.3f}: not shipping it to the demos."
+        )
     micro = to_micro(
         small,
         out / "micro",
@@ -187,6 +197,7 @@ def main(argv=None) -> dict:
         verification_data=test.inputs[:16],
         name="listops",
         overwrite=True,
+        min_argmax_agreement=0.0,  # see INT8_MAX_ACCURACY_DROP
     )
     print(f"TFLite Micro bundle: {micro.folder} ({len(micro.ops)} ops, arena {micro.arena_bytes / 1024:.0f} KiB)")
 
@@ -224,6 +235,7 @@ def main(argv=None) -> dict:
     summary = {
         "seq_len": args.seq_len,
         "test_accuracy": {"pruned": pruned_accuracy, "finalized": final_accuracy, "int8_litert": int8_accuracy},
+        "int8_argmax_agreement": float((int8_answers == small.predict(test.inputs, verbose=0).argmax(-1)).mean()),
         "parameters": {"before": model.count_params(), "after": small.count_params()},
         "seconds_per_epoch": seconds_per_epoch,
         "files_kib": {q: r.size_bytes / 1024 for q, r in files.items()},
@@ -258,6 +270,9 @@ Finished in {summary["minutes"]:.1f} minutes ({summary["seconds_per_epoch"]:.0f}
 | pruned (masked, Keras) | {accuracy["pruned"]:.3f} |
 | finalized (smaller, Keras) | {accuracy["finalized"]:.3f} |
 | int8 `.tflite` in LiteRT | {accuracy["int8_litert"]:.3f} |
+
+The int8 file gives the Keras model's answer on {summary["int8_argmax_agreement"]:.1%} of the test expressions
+(the job requires its accuracy within {INT8_MAX_ACCURACY_DROP:.0%} of Keras's; see `INT8_MAX_ACCURACY_DROP`).
 
 Parameters: {summary["parameters"]["before"]} before `finalize`, {summary["parameters"]["after"]} after.
 
