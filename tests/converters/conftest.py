@@ -8,7 +8,7 @@ SEQ_LEN, CLASSES, VOCAB = 128, 4, 16
 
 
 def retrieval_task(count: int, seed: int):
-    """Class = the label token at position 0; filler tokens are never labels (as in examples/quickstart.py)."""
+    """Class = the label token at position 0; filler tokens are never labels."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, CLASSES, size=count)
     tokens = rng.integers(1 + CLASSES, VOCAB, size=(count, SEQ_LEN))

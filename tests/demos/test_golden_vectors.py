@@ -29,10 +29,15 @@ def test_vocabulary_is_the_listops_vocabulary():
     assert saved["tokens"] == ks.datasets.listops(1, 64).vocabulary.tokens
 
 
+def padded(golden, example) -> list[int]:
+    """Golden token ids are stored without their padding (0s up to seq_len)."""
+    return example["token_ids"] + [0] * (golden["seq_len"] - len(example["token_ids"]))
+
+
 def test_token_ids_and_answers_match_python(golden):
     vocabulary = ks.datasets.listops(1, 64).vocabulary
     for example in golden["examples"]:
-        assert vocabulary.encode(example["expression"], golden["seq_len"]).tolist() == example["token_ids"]
+        assert vocabulary.encode(example["expression"], golden["seq_len"]).tolist() == padded(golden, example)
         assert ks.datasets.evaluate(example["expression"]) == example["answer"]
 
 
@@ -41,8 +46,9 @@ def test_model_answers_are_the_int8_models_in_litert(golden):
     interpreter.allocate_tensors()
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
     assert tuple(inp["shape"]) == (1, golden["seq_len"]) and inp["dtype"] == np.int32
+    assert inp["name"] == golden["input_name"] == "tokens"
     assert out["dtype"] == np.float32  # LiteRT.js has no int8 tensors: float logits around an int8 body
     for example in golden["examples"]:
-        interpreter.set_tensor(inp["index"], np.array([example["token_ids"]], np.int32))
+        interpreter.set_tensor(inp["index"], np.array([padded(golden, example)], np.int32))
         interpreter.invoke()
         assert int(np.argmax(interpreter.get_tensor(out["index"]))) == example["model_answer"]

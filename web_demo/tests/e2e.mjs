@@ -15,7 +15,7 @@ try {
   const page = await browser.newPage({viewport: {width: 412, height: 860}, deviceScaleFactor: 1});  // a phone
   page.on('console', (message) => {
     const text = message.text();
-    if (message.type() === 'error' && !/^INFO:|WebGPU|webgpu|GPU/.test(text)) consoleErrors.push(text);
+    if (message.type() === 'error' && !/^(INFO|WARNING):|WebGPU|webgpu/.test(text)) consoleErrors.push(text);  // LiteRT logs via console.error
   });
   page.on('pageerror', (error) => consoleErrors.push(String(error)));
   await page.goto(url);
