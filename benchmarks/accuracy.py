@@ -17,12 +17,10 @@ import json
 import os
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
-from common import litert_accuracy, pruning_schedule
+from common import litert_accuracy, pruning_schedule, run_isolated
 
 MODELS = ("dense", "window", "bigbird", "bigbird_pruned")
 
@@ -125,26 +123,10 @@ def main(argv=None):
     print("|---|---|---|---|---|---|")
     for task in args.tasks:
         for model in args.models:
-            command = [
-                sys.executable,
-                __file__,
-                "--one",
-                task,
-                model,
-                "--seq-len",
-                str(args.seq_len),
-                "--train",
-                str(args.train),
-                "--test",
-                str(args.test),
-                "--epochs",
-                str(args.epochs),
-            ]
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode != 0:
-                print(f"| {task} | {model} | failed: {done.stderr.strip().splitlines()[-1]} | | | |", flush=True)
+            row = run_isolated(__file__, [task, model], args)
+            if isinstance(row, str):
+                print(f"| {task} | {model} | failed: {row} | | | |", flush=True)
                 continue
-            row = json.loads(done.stdout.strip().splitlines()[-1])
             print(
                 f"| {task} | {model} | {row['accuracy']:.3f} | {row['int8_accuracy']:.3f} | "
                 f"{row['seconds_per_epoch']:.0f} | {row['peak_rss_mib']:.0f} |",

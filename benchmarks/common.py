@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 
 
@@ -20,3 +24,17 @@ def litert_accuracy(path, inputs: np.ndarray, labels: np.ndarray) -> float:
     from converters import predict
 
     return float((predict(path, inputs).argmax(-1) == labels).mean())
+
+
+def run_isolated(script: str, one: list[str], args) -> dict | str:
+    """Runs `script --one ONE... --seq-len --train --test --epochs` (from `args`) in a fresh process.
+
+    Returns the JSON row it prints last, or its last error line if it failed.
+    """
+    command = [sys.executable, script, "--one", *one]
+    for flag in ("seq_len", "train", "test", "epochs"):
+        command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return done.stderr.strip().splitlines()[-1]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -17,12 +17,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
-from common import litert_accuracy, pruning_schedule
+from common import litert_accuracy, pruning_schedule, run_isolated
 
 ROWS = {
     "unpruned": (),
@@ -168,25 +166,10 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|---|---|---|")
     base = None
     for name in args.rows:
-        command = [
-            sys.executable,
-            __file__,
-            "--one",
-            name,
-            "--seq-len",
-            str(args.seq_len),
-            "--train",
-            str(args.train),
-            "--test",
-            str(args.test),
-            "--epochs",
-            str(args.epochs),
-        ]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"| {name} | failed: {done.stderr.strip().splitlines()[-1]} |", flush=True)
+        r = run_isolated(__file__, [name], args)
+        if isinstance(r, str):
+            print(f"| {name} | failed: {r} |", flush=True)
             continue
-        r = json.loads(done.stdout.strip().splitlines()[-1])
         base = base or r
         print(
             f"| {name} | {r['sparsity']:.0%} | {r['params']} | {r['accuracy']:.3f} | {r['int8_accuracy']:.3f} | "

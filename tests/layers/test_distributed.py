@@ -1,24 +1,11 @@
-"""Training under tf.distribute.MirroredStrategy on two logical CPU devices.
+"""Training under tf.distribute.MirroredStrategy on two logical CPU devices."""
 
-It runs in a fresh process: logical devices can only be set before TensorFlow starts.
-"""
-
-import subprocess
-import sys
-import textwrap
+from tests.two_devices import run_on_two_devices
 
 
 def test_mirrored_strategy_fit_on_two_replicas():
-    script = textwrap.dedent(
+    stdout = run_on_two_devices(
         """
-        import os
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        import numpy as np, tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        import keras, keras_sparse as ks
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-        assert strategy.num_replicas_in_sync == 2
         keras.utils.set_random_seed(0)
         data = np.random.default_rng(0).normal(size=(64, 32, 4)).astype("float32")
         target = data[:, :, 0].mean(axis=1, keepdims=True) * 3
@@ -35,6 +22,4 @@ def test_mirrored_strategy_fit_on_two_replicas():
             print(implementation, "ok", losses[0], losses[-1])
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count(" ok ") == 2, result.stdout
+    assert stdout.count(" ok ") == 2, stdout

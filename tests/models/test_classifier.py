@@ -1,14 +1,11 @@
 """SparseTransformerClassifier: a plain functional model that trains, saves, and trains on two replicas."""
 
-import subprocess
-import sys
-import textwrap
-
 import keras
 import numpy as np
 import pytest
 
 import keras_sparse as ks
+from tests.two_devices import run_on_two_devices
 
 PATTERN = ks.patterns.BigBird(block_size=16, num_global_blocks=1, num_random_blocks=1, seed=0)
 
@@ -54,18 +51,12 @@ def test_bad_pooling_is_named():
 
 def test_two_replicas_train_as_one_device():
     """MirroredStrategy over two logical CPUs: same global batches, same weights as on one device."""
-    script = textwrap.dedent(
+    stdout = run_on_two_devices(
         """
-        import os
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        import numpy as np, tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        import keras, keras_sparse as ks
         data = ks.datasets.far_retrieval(128, 64, seed=0)
 
-        def train(strategy, initial=None):
-            with strategy.scope():
+        def train(scope, initial=None):
+            with scope.scope():
                 model = ks.models.SparseTransformerClassifier(
                     len(data.vocabulary), 64, 1, 32, 2, 64, ks.patterns.BigBird(16, num_global_blocks=1), 10,
                     dropout=0.0)
@@ -76,16 +67,12 @@ def test_two_replicas_train_as_one_device():
             model.fit(ks.datasets.as_dataset(data, 32), epochs=2, verbose=0)
             return start, model.get_weights()
 
-        mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-        assert mirrored.num_replicas_in_sync == 2
         start, one = train(tf.distribute.get_strategy())
-        _, two = train(mirrored, initial=start)
+        _, two = train(strategy, initial=start)
         moved = max(float(np.abs(a - b).max()) for a, b in zip(start, one))
         worst = max(float(np.abs(a - b).max()) for a, b in zip(one, two))
         assert moved > 1e-2 and worst < 1e-3 * moved, (moved, worst)
         print("mirrored classifier ok", worst)
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "mirrored classifier ok" in result.stdout
+    assert "mirrored classifier ok" in stdout

@@ -1,9 +1,6 @@
 """`StructuredPruning` and `PruningLogger` during `model.fit`."""
 
 import csv
-import subprocess
-import sys
-import textwrap
 import warnings
 
 import keras
@@ -12,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import keras_sparse as ks
+from tests.two_devices import run_on_two_devices
 
 from .conftest import attention_model, every_step
 
@@ -144,15 +142,8 @@ def test_logger_appends_on_resume_and_writes_tensorboard_scalars(data, tmp_path)
 
 
 def test_pruning_under_mirrored_strategy():
-    script = textwrap.dedent(
+    stdout = run_on_two_devices(
         """
-        import os
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        import numpy as np, tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        import keras, keras_sparse as ks
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         keras.utils.set_random_seed(0)
         data = np.random.default_rng(0).normal(size=(64, 32, 8)).astype("float32")
         with strategy.scope():
@@ -172,6 +163,4 @@ def test_pruning_under_mirrored_strategy():
         print("mirrored pruning ok")
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "mirrored pruning ok" in result.stdout
+    assert "mirrored pruning ok" in stdout
