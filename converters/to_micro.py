@@ -149,7 +149,8 @@ def to_micro(
     interpreter, times 1.1). TFLite Micro's outputs must be within `max_quantization_steps` (default 8)
     of LiteRT's: their int8 kernels round differently, and the differences add up through a network.
     Measured on random inputs: a Dense layer 1 step, Keras's LayerNormalization (MEAN, SQUARED_DIFFERENCE,
-    RSQRT) 2, one sparse Transformer encoder block 3 to 5; a trained one-layer ListOps classifier 6.
+    RSQRT) 2, Keras's own MultiHeadAttention 2, SparseMultiHeadAttention 3 (4 with key padding), one
+    sparse Transformer encoder block 3 to 5; a trained one-layer ListOps classifier 6.
     The bundle reports the difference it measured.
     `max_relative_error` and `min_argmax_agreement` override the int8 bounds of `to_tflite`.
 

@@ -8,7 +8,7 @@ Steps: generate ListOps (Long Range Arena's task, in code), train a BigBird clas
 evaluate, `finalize` the pruned model, export float32 / float16 / int8 `.tflite` files and the TFLite
 Micro bundle through `converters` (each verified against Keras before it is written), measure int8
 accuracy in LiteRT, copy the int8 model, vocabulary and golden vectors into the demo apps' asset
-folders, and write `artifacts/listops/report.md` with PNG charts.
+folders, and write `artifacts/report.md` with PNG charts.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def parse_args(argv):
     parser.add_argument("--sparsity", type=float, default=0.5, help="heads and attention blocks pruned (0.5)")
     parser.add_argument("--compare", action="store_true", help="also train dense and unpruned sparse twins")
     parser.add_argument("--no-demo-assets", action="store_true", help="do not copy files into the demo apps")
-    parser.add_argument("--out", type=pathlib.Path, default=ROOT / "artifacts/listops", help="output folder")
+    parser.add_argument("--out", type=pathlib.Path, default=ROOT / "artifacts", help="output folder (artifacts/)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
