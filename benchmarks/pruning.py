@@ -1,12 +1,13 @@
 """What each pruning structure buys after export: sparsity, accuracy, int8 size, LiteRT latency, TFLite Micro arena.
 
-    .venv/bin/python benchmarks/pruning.py          # the README table (about 20 minutes on 2 cores)
+    .venv/bin/python benchmarks/pruning.py          # the README table (about 30 minutes on 2 cores)
 
 One sparse classifier (2 BigBird encoder layers, hidden 64, 4 heads, feed-forward 256) is trained on the
 far-retrieval task at L=512 with the same data, seed and steps, once without pruning and once per
 structure (50% on PolynomialDecay from 30% to 75% of training). Each is finalized, exported to float32
-and int8 (`converters`, verified), and measured: file sizes (n:m and blocks with TFLite's sparse weight
-encoding), LiteRT latency at batch 1 and 2 threads (median of 50 runs, interleaved with the unpruned
+and int8 (`converters`, verified), and measured: file sizes (float32 files of n:m and blocks rows with
+TFLite's sparse weight encoding; int8 files without, since LiteRT's XNNPACK delegate refuses sparse int8
+weights), LiteRT latency at batch 1 and 2 threads (median of 50 runs, interleaved with the unpruned
 architecture's files in the same process: the speed-up in brackets), the TFLite Micro arena, and test
 accuracy in Keras and of the int8 file. Each row runs in its own process.
 """
@@ -99,14 +100,13 @@ def run_row(name: str, args) -> dict:
         float32 = to_tflite(
             small, os.path.join(folder, "f.tflite"), verification_data=verification, sparse_weights=sparse_weights
         )
-        int8 = to_tflite(
+        int8 = to_tflite(  # not sparse-encoded: LiteRT's XNNPACK refuses sparse int8 FULLY_CONNECTED weights
             small,
             os.path.join(folder, "q.tflite"),
             quantization="int8",
             float_outputs=True,
             representative_data=calibration,
             verification_data=verification,
-            sparse_weights=sparse_weights,
         )
         # the unpruned architecture, timed beside this row's files (latency does not depend on the weights)
         twin, calibration_twin = classifier(), {"representative_data": calibration, "verification_data": verification}

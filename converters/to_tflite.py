@@ -13,7 +13,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import keras_sparse as ks
-from converters.errors import VerificationError, explain_conversion_failure
+from converters.errors import ConversionError, VerificationError, explain_conversion_failure
 from converters.litert import run_once
 from converters.quantization import MODES
 from converters.representative_data import as_samples
@@ -112,8 +112,21 @@ def _with_progress(samples: list, shown_from: int = PROGRESS_FROM):
 
 
 def _verify(flatbuffer: bytes, model: keras.Model, samples, mode, max_relative_error, min_argmax_agreement):
-    interpreter = Interpreter(model_content=flatbuffer, num_threads=2)
-    interpreter.allocate_tensors()
+    try:
+        interpreter = Interpreter(model_content=flatbuffer, num_threads=2)
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as error:
+        hint = ""
+        if "XNNPack" in str(error):
+            hint = (
+                " LiteRT's default CPU delegate (XNNPACK) cannot prepare this file, as phones would run it. "
+                "Sparse-encoded int8 weights do this (measured with n:m and block pruning): convert int8 without "
+                "sparse_weights, or float32 with it."
+            )
+        reason = str(error).rstrip(". ")
+        raise ConversionError(
+            f"LiteRT cannot run the converted {mode.name} file: {reason}.{hint} Nothing was written."
+        ) from None
     ops = tuple(sorted({op["op_name"] for op in interpreter._get_ops_details()} - {"DELEGATE"}))
     actual, times = [], []
     for sample in samples:

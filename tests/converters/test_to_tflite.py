@@ -60,6 +60,18 @@ def test_int8_with_float_outputs_keeps_float_logits_around_an_int8_body(trained_
     )
 
 
+def test_sparse_int8_weights_that_xnnpack_refuses_are_named_and_not_written(tmp_path):
+    x = keras.Input((64,))
+    model = keras.Model(x, keras.layers.Dense(10)(keras.layers.Dense(256, activation="relu")(x)))
+    for layer in model.layers[1:]:
+        ks.pruning.NOfM(2, 4).prune(layer, 0.5)
+    data = np.random.default_rng(0).normal(size=(50, 64)).astype("float32")
+    with pytest.raises(ConversionError, match="XNNPACK.*without sparse_weights"):
+        to_tflite(model, tmp_path / "q.tflite", quantization="int8", representative_data=data, sparse_weights=True)
+    assert not (tmp_path / "q.tflite").exists()
+    assert to_tflite(model, tmp_path / "f.tflite", sparse_weights=True).size_bytes < 0.7 * 4 * model.count_params()
+
+
 def float_input_model(pattern):
     keras.utils.set_random_seed(0)
     x = keras.Input((SEQ_LEN, 16))
