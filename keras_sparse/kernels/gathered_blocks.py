@@ -34,10 +34,15 @@ def _group_mask(group: BlockGroup, plan: GatherPlan, key_blocks_mask, attention_
     block = plan.block_size
     masks = [] if group.mask is None else [tf.constant(group.mask)]
     if key_blocks_mask is not None:
-        # Gathered as 0/1 numbers: TFLite Micro's GATHER has no bool kernel (and int8 models quantize these).
+        # Gathered as 0/1 numbers (TFLite Micro's GATHER has no bool kernel), and multiplied by the static mask
+        # rather than ANDed with it: the TF 2.21 int8 quantizer aborts on LOGICAL_AND of those two.
         numbers = tf.where(key_blocks_mask, tf.constant(1.0), tf.constant(0.0))
-        gathered = tf.gather(numbers, group.key_blocks.reshape(-1), axis=1) > 0.5
-        masks.append(tf.reshape(gathered, (-1, heads, rows, 1, slots * block)))
+        gathered = tf.reshape(
+            tf.gather(numbers, group.key_blocks.reshape(-1), axis=1), (-1, heads, rows, 1, slots * block)
+        )
+        if group.mask is not None:
+            gathered = gathered * tf.constant(group.mask.astype(np.float32))
+        masks = [gathered > 0.5]
     if attention_blocks is not None:
         index = (group.query_blocks[None, :, None] * plan.num_blocks + group.key_blocks).reshape(-1)
         gathered = tf.reshape(tf.gather(attention_blocks, index, axis=1), (-1, heads, rows, slots, block, block))

@@ -72,6 +72,19 @@ def test_sparse_int8_weights_that_xnnpack_refuses_are_named_and_not_written(tmp_
     assert to_tflite(model, tmp_path / "f.tflite", sparse_weights=True).size_bytes < 0.7 * 4 * model.count_params()
 
 
+def test_int8_of_a_masked_pattern_with_padding_converts(tmp_path):
+    """The TF 2.21 int8 quantizer aborted the process on LOGICAL_AND of a static block mask and key padding."""
+    model = ks.models.SparseTransformerClassifier(
+        17, 128, 1, 32, 2, 64, ks.patterns.SlidingWindow(window_size=48, block_size=32), 10
+    )
+    tokens = ks.datasets.listops(40, 128, seed=0).inputs
+    bounds = {"max_relative_error": 1.0, "min_argmax_agreement": 0.0}  # untrained: this checks it converts and runs
+    result = to_tflite(
+        model, tmp_path / "w.tflite", quantization="int8", representative_data=tokens, float_outputs=True, **bounds
+    )
+    assert "SELECT_V2" in result.ops and "GATHER" in result.ops
+
+
 def float_input_model(pattern):
     keras.utils.set_random_seed(0)
     x = keras.Input((SEQ_LEN, 16))
