@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
 import sys
 
@@ -35,6 +37,11 @@ def run_isolated(script: str, one: list[str], args) -> dict | str:
     for flag in ("seq_len", "train", "test", "epochs"):
         command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode < 0:
+        return (
+            f"the process was killed by {signal.Signals(-done.returncode).name} (a native crash, e.g. in the converter)"
+        )
     if done.returncode != 0:
-        return done.stderr.strip().splitlines()[-1]
+        errors = [line for line in done.stderr.splitlines() if re.match(r"^\w+(Error|Exception)\b", line)]
+        return errors[-1] if errors else done.stderr.strip().splitlines()[-1]
     return json.loads(done.stdout.strip().splitlines()[-1])
