@@ -86,11 +86,15 @@ def bigbird(args) -> ks.patterns.Pattern:
     )
 
 
-def write(path: pathlib.Path, data: bytes) -> None:
+def replacing(path: pathlib.Path) -> pathlib.Path:
     """This job's own outputs are regenerated on every run; say so when one is replaced."""
     if path.exists():
         print(f"replacing {path} from an earlier run")
-    write_atomically(path, data, overwrite=True)
+    return path
+
+
+def write(path: pathlib.Path, data: bytes) -> None:
+    write_atomically(replacing(path), data, overwrite=True)
 
 
 def golden_vectors(test, predictions: np.ndarray, seq_len: int, model_path: pathlib.Path) -> dict:
@@ -158,14 +162,8 @@ def main(argv=None) -> dict:
         f"test accuracy: pruned {pruned_accuracy:.3f}, finalized {final_accuracy:.3f} "
         f"(parameters {model.count_params()} -> {small.count_params()}; chance about 0.10)"
     )
-    model_path = out / "listops.keras"
-    if model_path.exists():
-        print(f"replacing {model_path} from an earlier run")
-    small.save(model_path)
-    write(
-        out / "listops_vocab.json",
-        json.dumps({"tokens": vocabulary.tokens, "pad_id": 0, "cls_id": 1}, indent=1).encode(),
-    )
+    small.save(replacing(out / "listops.keras"))
+    vocabulary.save(replacing(out / "listops_vocab.json"), overwrite=True)
 
     calibration, verification = train.inputs[:200], test.inputs[:100]
     files = {}

@@ -42,6 +42,16 @@ def as_learned(layer: SparseMultiHeadAttention) -> Pattern:
     return learned if same and pattern.dense_bias(seq_len) is None else pattern
 
 
+def learned_sparsity(layer: SparseMultiHeadAttention) -> float:
+    """The fraction of its starting pattern's blocks a layer's learned layout removed (0 if it has none)."""
+    start, learned = split_learned(layer.pattern)
+    if learned is None:
+        return 0.0
+    allowed = start.for_heads(layer.num_heads).layout(layer.built_seq_len, learned.block_size)
+    allowed = np.broadcast_to(allowed, (layer.num_heads,) + allowed.shape[-2:])
+    return float(1.0 - (allowed & learned.blocks).sum() / allowed.sum())
+
+
 class _Tracking:
     """One layer's statistic and layouts during training."""
 
@@ -118,13 +128,4 @@ class AttentionBlocks:
         return True
 
     def sparsity(self, layer) -> float:
-        tracking = self._tracking.get(id(layer))
-        if tracking is None:
-            start, learned = split_learned(layer.pattern)
-            if learned is None:
-                return 0.0
-            seq_len = layer.built_seq_len
-            allowed = start.for_heads(layer.num_heads).layout(seq_len, learned.block_size)
-            allowed = np.broadcast_to(allowed, (layer.num_heads,) + allowed.shape[-2:])
-            return 1.0 - (allowed & learned.blocks).sum() / allowed.sum()
-        return 1.0 - tracking.kept.sum() / tracking.allowed.sum()
+        return learned_sparsity(layer)

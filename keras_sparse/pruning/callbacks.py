@@ -120,15 +120,15 @@ class StructuredPruning(keras.callbacks.Callback):
         for target in self.targets:
             if hasattr(self.structure, "check"):
                 self.structure.check(target)
-        if not isinstance(self.structure, AttentionBlocks):
-            # Attach every mask now, keeping what is kept (all of it, unless resuming): the optimizer applies a
-            # variable's constraint only if the variable had one when the train step was traced.
-            for target in self.targets:
-                self.structure.prune(target, 0.0)
         if isinstance(self.structure, AttentionBlocks):
             for layer in self.targets:
                 self.structure.start(layer, self.model.distribute_strategy)
             self._retrace()
+        else:
+            # Attach every mask now, keeping what is kept (all of it, unless resuming): the optimizer applies a
+            # variable's constraint only if the variable had one when the train step was traced.
+            for target in self.targets:
+                self.structure.prune(target, 0.0)
 
     def _what_it_takes(self) -> str:
         return {

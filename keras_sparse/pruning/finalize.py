@@ -120,9 +120,10 @@ def finalize(model: keras.Model) -> keras.Model:
     """
     if not pruning_rows(model):
         raise ValueError(NO_STATE)
-    pairs = {id(first): (first, second, between) for first, second, between in Neurons().targets(model, lambda _: True)}
-    seconds = {id(pair[1]): pair for pair in pairs.values()}
-    new_weights = {}
+    new_weights, first_layers = {}, set()
+    for first, second, between in Neurons().targets(model, lambda _: True):
+        new_weights[id(first)], new_weights[id(second)] = pair_weights(first, second, between)
+        first_layers.add(id(first))
 
     def replace(layer):
         if hasattr(layer, "finalized"):
@@ -130,14 +131,12 @@ def finalize(model: keras.Model) -> keras.Model:
         if is_attention(layer):
             new_weights[id(layer)] = attention_weights(layer)
             return layer.__class__.from_config(attention_config(layer))
-        config = without_masks(layer.get_config(), layer) if hasattr(layer, "kernel_constraint") else None
-        if id(layer) in pairs:
-            first_values, _ = pair_weights(*pairs[id(layer)])
-            new_weights[id(layer)] = first_values
-            config["units"] = first_values[0].shape[-1]
-        if id(layer) in seconds:
-            new_weights[id(layer)] = pair_weights(*seconds[id(layer)])[1]
-        return None if config is None else layer.__class__.from_config(config)
+        if not hasattr(layer, "kernel_constraint"):
+            return None
+        config = without_masks(layer.get_config(), layer)
+        if id(layer) in first_layers:
+            config["units"] = new_weights[id(layer)][0].shape[-1]
+        return layer.__class__.from_config(config)
 
     def transfer(old, new):
         if hasattr(old, "finalized"):

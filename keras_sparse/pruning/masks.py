@@ -127,13 +127,15 @@ class PruningMask(keras.constraints.Constraint):
         return {"structure": self.structure, "masks": masks, "inner": inner}
 
 
+def mask_chain(constraint) -> list[PruningMask]:
+    """The `PruningMask`s a constraint is made of, outermost first (empty for any other constraint)."""
+    chain = []
+    while isinstance(constraint, PruningMask):
+        chain.append(constraint)
+        constraint = constraint.inner
+    return chain
+
+
 def find_mask(constraint, structure: str) -> PruningMask | None:
     """The `PruningMask` of `structure` in a chain of constraints, or None."""
-    while constraint is not None:
-        if isinstance(constraint, PruningMask):
-            if constraint.structure == structure:
-                return constraint
-            constraint = constraint.inner
-        else:
-            return None
-    return None
+    return next((mask for mask in mask_chain(constraint) if mask.structure == structure), None)

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 
 from keras_sparse.layers import SparseMultiHeadAttention
-from keras_sparse.pruning.attention_blocks import AttentionBlocks, split_learned
-from keras_sparse.pruning.masks import PruningMask
+from keras_sparse.pruning.attention_blocks import learned_sparsity, split_learned
+from keras_sparse.pruning.masks import PruningMask, mask_chain
 from keras_sparse.pruning.sites import masks_of, model_layers, variables_of
 
 STRUCTURAL = ("heads", "neurons", "attention_blocks")
@@ -42,21 +42,13 @@ class LayerPruning:
     flops_kept: float
 
 
-def _holds(constraint, mask) -> bool:
-    while isinstance(constraint, PruningMask):
-        if constraint is mask:
-            return True
-        constraint = constraint.inner
-    return False
-
-
 def _kept_and_covered(layer, masks: list[PruningMask]) -> tuple[int, int]:
     """(weights the masks keep, weights they cover) over the layer's kernel and bias variables."""
     kept = covered = 0
     for mask in masks:
         for weight in ("kernel", "bias"):
             for variable in variables_of(layer, weight):
-                if _holds(variable.constraint, mask):
+                if any(link is mask for link in mask_chain(variable.constraint)):
                     ones = mask.kept_for(variable)
                     kept, covered = kept + int(ones.sum()), covered + ones.size
     return kept, covered
@@ -79,7 +71,7 @@ def pruning_rows(model) -> list[LayerPruning]:
             flops_kept = 1.0 - sparsity if structure in STRUCTURAL else 1.0
             rows.append(LayerPruning(layer.path, structure, float(sparsity), total - covered + kept, total, flops_kept))
         if isinstance(layer, SparseMultiHeadAttention) and split_learned(layer.pattern)[1] is not None:
-            sparsity = AttentionBlocks().sparsity(layer)
+            sparsity = learned_sparsity(layer)
             rows.append(LayerPruning(layer.path, "attention_blocks", sparsity, total, total, 1.0 - sparsity))
     return rows
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_sparse.pruning.masks import PruningMask, find_mask
+from keras_sparse.pruning.masks import PruningMask, find_mask, mask_chain
 
 ATTENTION_PROJECTIONS = ("_query_dense", "_key_dense", "_value_dense", "_output_dense", "_gate_dense")
 
@@ -74,13 +74,9 @@ def apply_mask(layer, weight: str) -> None:
 
 def masks_of(layer) -> list[PruningMask]:
     """All `PruningMask`s on a layer's kernel and bias constraints."""
-    found = []
-    for weight in ("kernel", "bias"):
-        constraint = getattr(layer, _config_slot(layer, weight), None)
-        while isinstance(constraint, PruningMask):
-            found.append(constraint)
-            constraint = constraint.inner
-    return found
+    return [
+        mask for weight in ("kernel", "bias") for mask in mask_chain(getattr(layer, _config_slot(layer, weight), None))
+    ]
 
 
 def without_masks(config: dict, layer) -> dict:
@@ -88,7 +84,8 @@ def without_masks(config: dict, layer) -> dict:
     config = dict(config)
     for weight in ("kernel", "bias"):
         constraint = getattr(layer, _config_slot(layer, weight), None)
-        while isinstance(constraint, PruningMask):
-            constraint = constraint.inner
+        chain = mask_chain(constraint)
+        if chain:
+            constraint = chain[-1].inner
         config[f"{weight}_constraint"] = None if constraint is None else keras.constraints.serialize(constraint)
     return config
