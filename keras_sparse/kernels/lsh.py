@@ -28,6 +28,17 @@ def _with_previous_chunk(x: tf.Tensor) -> tf.Tensor:
     return tf.reshape(joined, (-1, heads, *joined.shape[1:]))
 
 
+def _as_rows(x: tf.Tensor) -> tf.Tensor:
+    """`(..., c)` -> `(..., c, 1)`. EXPAND_DIMS rather than `x[..., None]`: the int8 converter cannot take
+    the 6-D STRIDED_SLICE that indexing with None becomes."""
+    return tf.expand_dims(x, -1)
+
+
+def _as_columns(x: tf.Tensor) -> tf.Tensor:
+    """`(..., c)` -> `(..., 1, c)`, as `_as_rows`."""
+    return tf.expand_dims(x, -2)
+
+
 def _matmul(a: tf.Tensor, b: tf.Tensor, transpose_b: bool = False) -> tf.Tensor:
     """Matmul of `(B, H, R, chunks, m, k)` tensors, rounds and chunks merged (TFLite's BATCH_MATMUL: rank <= 5)."""
     lead = a.shape[1:4]
@@ -80,17 +91,15 @@ def lsh_attention(query, key, value, pattern: LSH, key_mask=None, causal: bool =
         chunked(_sorted_gather(q, order)), _with_previous_chunk(chunked(_sorted_gather(k, order))), transpose_b=True
     )  # (B, H, R, chunks, c, c or 2c)
     query_pos, key_pos = chunked(order), _with_previous_chunk(chunked(order))
-    allowed = tf.equal(
-        chunked(sorted_buckets)[..., :, None], _with_previous_chunk(chunked(sorted_buckets))[..., None, :]
-    )
+    allowed = tf.equal(_as_rows(chunked(sorted_buckets)), _as_columns(_with_previous_chunk(chunked(sorted_buckets))))
     if causal:
-        allowed = tf.logical_and(allowed, key_pos[..., None, :] <= query_pos[..., :, None])
+        allowed = tf.logical_and(allowed, _as_columns(key_pos) <= _as_rows(query_pos))
     if key_mask is not None:
         valid = _sorted_gather(tf.repeat(key_mask[:, None, :], heads, axis=1), order)  # (B, H, R, T)
-        allowed = tf.logical_and(allowed, _with_previous_chunk(chunked(valid))[..., None, :])
+        allowed = tf.logical_and(allowed, _as_columns(_with_previous_chunk(chunked(valid))))
     # Reformer's shared-QK rule: a query attends itself only when it has no other key. Its own score sits
     # MASK_MARGIN below every allowed score, and masked scores another MASK_MARGIN below that.
-    is_self = tf.equal(query_pos[..., :, None], key_pos[..., None, :])
+    is_self = tf.equal(_as_rows(query_pos), _as_columns(key_pos))
     self_score = masked_fill(scores)
     scores = tf.where(allowed, scores, self_score - MASK_MARGIN)
     scores = tf.where(tf.logical_and(is_self, allowed), self_score, scores)
