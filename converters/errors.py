@@ -9,7 +9,9 @@ FIXES = {
     "SparseTensorDenseMatMul": "the tf.sparse attention kernel: use implementation='segment'",
     "SELECT_V2": "16x8 has no SELECT_V2 kernel, used by masked attention blocks: use int8, or a block-exact pattern "
     "(BigBird, BlockLocal) that needs no mask",
-    "NEG": "16x8 has no NEG kernel, used by keras.layers.LayerNormalization: use int8",
+    "NEG": "16x8 has no NEG kernel: avoid negations (a top-level keras.layers.LayerNormalization is rewritten "
+    "without one; ks.layers.CenteredLayerNormalization is the same layer for use inside composite layers), "
+    "or use int8",
 }
 
 

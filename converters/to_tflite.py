@@ -240,6 +240,8 @@ def to_tflite(
         )
     if rewritable(model):
         model = ks.exportable(model)
+        if quantization == "int16x8":
+            model = ks.centered_layer_norms(model)  # Keras's LayerNormalization emits NEG: no 16x8 kernel
     flatbuffer = _convert(model, specs, mode, representative, sparse_weights, float_inputs, float_outputs)
     ops, max_error, mean_error, agreement, latency = _verify(
         flatbuffer,

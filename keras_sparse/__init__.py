@@ -21,7 +21,17 @@ if keras.backend.backend() != "tensorflow":
     )
 
 from keras_sparse import datasets, kernels, layers, models, patterns, pruning  # noqa: E402
-from keras_sparse.rewrites import exportable, sparsify  # noqa: E402
+from keras_sparse.rewrites import centered_layer_norms, exportable, sparsify  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["datasets", "exportable", "kernels", "layers", "models", "patterns", "pruning", "sparsify"]
+__all__ = [
+    "centered_layer_norms",
+    "datasets",
+    "exportable",
+    "kernels",
+    "layers",
+    "models",
+    "patterns",
+    "pruning",
+    "sparsify",
+]

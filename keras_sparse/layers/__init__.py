@@ -1,9 +1,17 @@
 """Keras layers built on the sparse attention kernels."""
 
 from keras_sparse.layers.activations import gelu_tanh
+from keras_sparse.layers.centered_layer_normalization import CenteredLayerNormalization
 from keras_sparse.layers.position_embedding import PositionEmbedding
 from keras_sparse.layers.sparse_multi_head_attention import SparseMultiHeadAttention
 from keras_sparse.layers.sparse_transformer_encoder import SparseTransformerEncoder
 from keras_sparse.layers.token_embedding import TokenEmbedding
 
-__all__ = ["PositionEmbedding", "SparseMultiHeadAttention", "SparseTransformerEncoder", "TokenEmbedding", "gelu_tanh"]
+__all__ = [
+    "CenteredLayerNormalization",
+    "PositionEmbedding",
+    "SparseMultiHeadAttention",
+    "SparseTransformerEncoder",
+    "TokenEmbedding",
+    "gelu_tanh",
+]

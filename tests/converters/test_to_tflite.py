@@ -92,6 +92,16 @@ def float_input_model(pattern):
     return keras.Model(x, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling1D()(x + h)))
 
 
+def test_int8_of_lsh_attention(tmp_path):
+    """LSH's masks once held a 6-D STRIDED_SLICE that the int8 converter rejected."""
+    data = np.random.default_rng(0).normal(size=(64, SEQ_LEN, 16)).astype("float32")
+    model = float_input_model(ks.patterns.LSH(4, num_hashes=2, chunk_size=32))
+    result = to_tflite(  # untrained: near-tied logits, so argmax agreement is loose
+        model, tmp_path / "m.tflite", quantization="int8", representative_data=data, min_argmax_agreement=0.9
+    )
+    assert "TOPK_V2" in result.ops and result.max_relative_error < 0.15
+
+
 def test_int16x8_of_a_block_exact_model(tmp_path):
     data = np.random.default_rng(0).normal(size=(100, SEQ_LEN, 16)).astype("float32")
     model = float_input_model(ks.patterns.BigBird(32, num_global_blocks=1, num_random_blocks=1))
@@ -99,6 +109,20 @@ def test_int16x8_of_a_block_exact_model(tmp_path):
         model, tmp_path / "m.tflite", quantization="int16x8", representative_data=data, min_argmax_agreement=0.9
     )
     assert result.max_relative_error < 0.02
+
+
+def test_int16x8_of_a_model_with_keras_layer_normalization(tmp_path):
+    """Keras's LayerNormalization emits NEG, which 16x8 lacks; the converter's exportable copy does not."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((SEQ_LEN, 16))
+    pattern = ks.patterns.BigBird(32, num_global_blocks=1, num_random_blocks=1)
+    h = keras.layers.LayerNormalization()(x + ks.layers.SparseMultiHeadAttention(2, 8, pattern=pattern)(x, x))
+    model = keras.Model(x, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling1D()(h)))
+    data = np.random.default_rng(0).normal(size=(100, SEQ_LEN, 16)).astype("float32")
+    result = to_tflite(
+        model, tmp_path / "m.tflite", quantization="int16x8", representative_data=data, min_argmax_agreement=0.9
+    )
+    assert "NEG" not in result.ops and result.max_relative_error < 0.02
 
 
 def test_int16x8_of_a_masked_model_names_select_v2_and_writes_nothing(tmp_path):
