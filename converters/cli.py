@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     common(micro)
     micro.add_argument("--out", required=True, help="the folder to write the bundle into")
     micro.add_argument("--name", default="model", help="C name prefix of the generated files (default: model)")
+    micro.add_argument(
+        "--max-query-blocks",
+        type=int,
+        default=4,
+        help="query blocks per step in sparse attention: fewer, a smaller arena (default: 4)",
+    )
     return parser
 
 
@@ -104,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 verification_data=verification,
                 seq_len=args.seq_len,
                 overwrite=args.overwrite,
+                max_query_blocks=args.max_query_blocks,
                 **bounds,
             )
     except FileExistsError as error:

@@ -1,4 +1,4 @@
-"""Model rewrites that swap attention layers and keep every weight: `sparsify` and `exportable`."""
+"""Model rewrites that swap layers and keep every weight: `sparsify`, `exportable`, `centered_layer_norms`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import keras
 
-from keras_sparse.layers import SparseMultiHeadAttention
+from keras_sparse.layers import CenteredLayerNormalization, SparseMultiHeadAttention
 from keras_sparse.patterns import Pattern
 
 EXPORT_FORMS = {"sparse": "segment"}
@@ -111,3 +111,48 @@ def exportable(model: keras.Model) -> keras.Model:
         return None
 
     return rewrite_layers(model, replace)
+
+
+def centered_layer_norms(model: keras.Model) -> keras.Model:
+    """Returns a copy of `model` whose `keras.layers.LayerNormalization` layers are `CenteredLayerNormalization`.
+
+    Same weights and outputs (to float32 rounding), and no NEG op, which TFLite's 16x8 mode lacks:
+    `converters.to_tflite` applies it for `quantization="int16x8"`. Layers inside composite layers (such
+    as `SparseTransformerEncoder`'s norms) are not reached.
+
+    Example:
+
+    >>> import keras, keras_sparse as ks
+    >>> x = keras.Input(shape=(4, 8))
+    >>> copy = ks.centered_layer_norms(keras.Model(x, keras.layers.LayerNormalization()(x)))
+    >>> type(copy.layers[1]).__name__
+    'CenteredLayerNormalization'
+    """
+
+    def replace(layer):
+        if type(layer) is keras.layers.LayerNormalization and not layer.rms_scaling:
+            return CenteredLayerNormalization.from_config(layer.get_config())
+        return None
+
+    return rewrite_layers(model, replace)
+
+
+def with_max_query_blocks(model: keras.Model, max_query_blocks: int) -> keras.Model:
+    """Returns a copy of `model` whose sparse attention layers, encoders' included, compute at most
+    `max_query_blocks` query blocks per step (the same numbers, a smaller peak memory).
+
+    Layers that already set `max_query_blocks` keep theirs. `converters.to_micro` uses it.
+
+    Example:
+
+    >>> import keras, keras_sparse as ks
+    >>> x = keras.Input(shape=(64, 8))
+    >>> attention = ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=4, pattern=ks.patterns.SlidingWindow(8))
+    >>> ks.rewrites.with_max_query_blocks(keras.Model(x, attention(x, x)), 2).layers[1].max_query_blocks
+    2
+    """
+    copy = rewrite_layers(model, lambda layer: None)
+    for layer in copy._flatten_layers():
+        if isinstance(layer, SparseMultiHeadAttention) and layer.max_query_blocks is None:
+            layer.max_query_blocks = max_query_blocks
+    return copy

@@ -71,3 +71,29 @@ def test_exportable_swaps_the_tf_sparse_kernel_and_the_copy_converts_and_matches
     interpreter.invoke()
     output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     assert relative_error(output, model(data), np.ones(1, bool)) < RELATIVE_TOLERANCE
+
+
+def test_with_max_query_blocks_reaches_encoders_and_keeps_outputs_and_the_original():
+    keras.utils.set_random_seed(0)
+    model = ks.models.SparseTransformerClassifier(
+        12, 96, num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, pattern=PATTERN, num_classes=3
+    )
+    copy = ks.rewrites.with_max_query_blocks(model, 2)
+    attention = [layer for layer in copy._flatten_layers() if isinstance(layer, ks.layers.SparseMultiHeadAttention)]
+    assert attention and all(layer.max_query_blocks == 2 for layer in attention)
+    assert all(
+        layer.max_query_blocks is None
+        for layer in model._flatten_layers()
+        if isinstance(layer, ks.layers.SparseMultiHeadAttention)
+    )
+    tokens = np.random.default_rng(0).integers(2, 12, size=(3, 96)).astype("int32")
+    tokens[0, 60:] = 0  # padding
+    expected = np.asarray(model(tokens))
+    assert relative_error(np.asarray(copy(tokens)), expected, np.ones(3, bool)) < RELATIVE_TOLERANCE
+
+
+def test_max_query_blocks_is_checked_and_saved():
+    with pytest.raises(ValueError, match="max_query_blocks"):
+        ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=4, pattern=PATTERN, max_query_blocks=0)
+    layer = ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=4, pattern=PATTERN, max_query_blocks=3)
+    assert ks.layers.SparseMultiHeadAttention.from_config(layer.get_config()).max_query_blocks == 3

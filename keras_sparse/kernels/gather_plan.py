@@ -146,9 +146,16 @@ def _split_unmasked(group: BlockGroup, make_group) -> list[BlockGroup]:
 
 
 def plan_gathered_blocks(
-    pattern: Pattern, seq_len: int, block_size: int | None = None, causal: bool = False
+    pattern: Pattern,
+    seq_len: int,
+    block_size: int | None = None,
+    causal: bool = False,
+    max_query_blocks: int | None = None,
 ) -> GatherPlan:
     """Builds the gather tables of `pattern` for sequences of `seq_len` tokens.
+
+    `max_query_blocks` splits groups so that none holds more query blocks: more, smaller steps with the
+    same numbers, and a smaller peak of live tensors (what a TFLite Micro arena must hold).
 
     Example:
 
@@ -167,6 +174,12 @@ def plan_gathered_blocks(
     counts = layout.sum(-1).max(0)
     make_group = functools.partial(_make_group, pattern, layout, block_size=block_size, seq_len=seq_len, causal=causal)
     groups = [part for rows in split_rows(counts) for part in _split_unmasked(make_group(rows), make_group)]
+    if max_query_blocks is not None:
+        groups = [
+            make_group(rows)
+            for group in groups
+            for rows in np.array_split(group.query_blocks, -(-len(group.query_blocks) // max_query_blocks))
+        ]
     groups = tuple(sorted(groups, key=lambda g: g.query_blocks[0]))
     order = np.concatenate([g.query_blocks for g in groups])
     block_order = None if (order == np.arange(num_blocks)).all() else np.argsort(order).astype(np.int32)

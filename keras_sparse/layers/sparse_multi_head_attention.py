@@ -23,8 +23,10 @@ score (a gather of one key row per pair), the blocked kernel about 2.5 ns per co
 
 
 @functools.lru_cache(maxsize=64)
-def _gather_plan(pattern: Pattern, seq_len: int, causal: bool) -> kernels.GatherPlan:
-    return kernels.plan_gathered_blocks(pattern, seq_len, causal=causal)
+def _gather_plan(
+    pattern: Pattern, seq_len: int, causal: bool, max_query_blocks: int | None = None
+) -> kernels.GatherPlan:
+    return kernels.plan_gathered_blocks(pattern, seq_len, causal=causal, max_query_blocks=max_query_blocks)
 
 
 @functools.lru_cache(maxsize=64)
@@ -60,6 +62,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             - `"sparse"`: `tf.sparse` ops, O(nnz) memory; not exportable (`keras_sparse.exportable` swaps it);
             - `"segment"`: the numbers of `"sparse"` with gathers and segment sums, builtins only;
             - `"dense"`: every score computed then masked (a reference for tests).
+        max_query_blocks: optional int, the blocked kernel's most query blocks computed in one step. Smaller
+            steps give the same numbers with a smaller peak of live tensors: `converters.to_micro` sets it
+            for microcontrollers' arenas. None (default): as few steps as the pattern allows.
 
     Call arguments:
         query: `(B, T, dim)`. value: `(B, T, dim)`. key: optional `(B, T, dim)`, defaults to `value`.
@@ -83,7 +88,14 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     (1, 100, 16)
     """
 
-    def __init__(self, *args, pattern: Pattern | None = None, implementation: str = "auto", **kwargs):
+    def __init__(
+        self,
+        *args,
+        pattern: Pattern | None = None,
+        implementation: str = "auto",
+        max_query_blocks: int | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         if pattern is None:
             pattern = Dense()
@@ -108,11 +120,23 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             )
         self._pattern = pattern
         self._implementation = implementation
+        self.max_query_blocks = max_query_blocks
         self._block_mass_sink = None
 
     @property
     def pattern(self) -> Pattern:
         return self._pattern
+
+    @property
+    def max_query_blocks(self) -> int | None:
+        return self._max_query_blocks
+
+    @max_query_blocks.setter
+    def max_query_blocks(self, value: int | None) -> None:
+        """Takes effect when the layer is next traced."""
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise _invalid("max_query_blocks", "None or a positive int", f"max_query_blocks={value!r}")
+        self._max_query_blocks = value
 
     @property
     def implementation(self) -> str:
@@ -141,6 +165,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             **super().get_config(),
             "pattern": keras.saving.serialize_keras_object(self._pattern),
             "implementation": self._implementation,
+            "max_query_blocks": self._max_query_blocks,
         }
 
     @classmethod
@@ -300,7 +325,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
                 query,
                 key,
                 value,
-                _gather_plan(pattern, seq_len, use_causal_mask),
+                _gather_plan(pattern, seq_len, use_causal_mask, self._max_query_blocks),
                 on_block_mass=self._block_mass_sink if training else None,
                 **masks,
             )

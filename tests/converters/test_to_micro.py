@@ -90,3 +90,22 @@ def test_existing_bundle_is_kept_unless_overwrite(bundle, trained_classifier):
 def test_name_must_be_a_c_identifier(trained_classifier, tmp_path):
     with pytest.raises(ValueError, match="`name`"):
         to_micro(trained_classifier, tmp_path, np.zeros((2, 128), "int32"), name="my model")
+
+
+def test_fewer_query_blocks_per_step_shrink_the_arena_with_the_same_outputs(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((256, 32))
+    pattern = ks.patterns.BigBird(32, num_global_blocks=1, num_random_blocks=1)
+    h = ks.layers.SparseMultiHeadAttention(num_heads=4, key_dim=8, pattern=pattern)(x, x)
+    model = keras.Model(x, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling1D()(x + h)))
+    data = np.random.default_rng(0).normal(size=(32, 256, 32)).astype("float32")
+    bundles = {
+        steps: to_micro(
+            model, tmp_path / str(steps), data, max_query_blocks=steps, min_argmax_agreement=0.9
+        )  # untrained: near ties
+        for steps in (None, 2)
+    }
+    assert bundles[2].measured_arena_bytes < 0.9 * bundles[None].measured_arena_bytes
+    assert bundles[2].tflite.max_relative_error < 0.15

@@ -73,3 +73,15 @@ def test_block_exact_patterns_store_one_mask_row_per_block():
     assert all(g.mask is None or g.mask.shape[2] == 1 for g in plan.groups)
     plan = ks.kernels.plan_gathered_blocks(ks.patterns.SlidingWindow(40, block_size=32), seq_len=1000)
     assert all(g.mask.shape[2] == 32 for g in plan.groups)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS, ids=lambda p: type(p).__name__)
+@pytest.mark.parametrize("max_query_blocks", [1, 3])
+def test_max_query_blocks_splits_groups_and_still_computes_exactly_the_pattern(pattern, max_query_blocks):
+    seq_len = 130
+    plan = ks.kernels.plan_gathered_blocks(pattern, seq_len, max_query_blocks=max_query_blocks)
+    assert max(len(group.query_blocks) for group in plan.groups) <= max_query_blocks
+    np.testing.assert_array_equal(reconstructed_mask(plan)[0], pattern.mask(seq_len))
+    order = np.concatenate([g.query_blocks for g in plan.groups])
+    restored = order if plan.block_order is None else order[plan.block_order]
+    np.testing.assert_array_equal(restored, np.arange(plan.num_blocks))
