@@ -7,8 +7,8 @@ The model: token embedding, one encoder block (attention, ReLU feed-forward, Lay
 classifier; d_model 128, 4 heads. The dense twin is the same model with keras.layers.MultiHeadAttention, and
 the sparse one is `ks.sparsify(dense, pattern)`: the same weights. Every file is converted and
 verified by `converters.to_tflite` (its measured error is in the table). Each case runs in its own process.
-The TFLite Micro arena is that of the file `converters.to_micro` writes: sparse attention in steps of at
-most `MICRO_MAX_QUERY_BLOCKS` query blocks (the other columns are of the unsplit file).
+The TFLite Micro arena is that of `converters.to_micro(..., max_query_blocks=MICRO_QUERY_BLOCKS)`: sparse
+attention in steps of at most 4 query blocks (the other columns are of the unsplit file).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import time
 D_MODEL, HEADS, VOCAB, CLASSES = 128, 4, 32, 10
 MODES = ("float32", "float16", "dynamic", "int8")
 MICRO_MAX_LENGTH = 512
+MICRO_QUERY_BLOCKS = 4
 
 
 def pattern(name: str):
@@ -62,7 +63,7 @@ def measure(seq_len: int, variant: str, mode: str, pattern_name: str) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
     from converters import to_tflite
-    from converters.to_micro import MICRO_MAX_QUERY_BLOCKS, smallest_arena
+    from converters.to_micro import smallest_arena
     from keras_sparse.rewrites import with_max_query_blocks
 
     model = build(seq_len, variant, pattern_name)
@@ -91,7 +92,7 @@ def measure(seq_len: int, variant: str, mode: str, pattern_name: str) -> dict:
     if mode == "int8" and seq_len <= MICRO_MAX_LENGTH:
         with tempfile.TemporaryDirectory() as folder:
             micro = to_tflite(
-                with_max_query_blocks(model, MICRO_MAX_QUERY_BLOCKS),
+                with_max_query_blocks(model, MICRO_QUERY_BLOCKS),
                 os.path.join(folder, "micro.tflite"),
                 quantization=mode,
                 representative_data=data,

@@ -56,8 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     micro.add_argument(
         "--max-query-blocks",
         type=int,
-        default=4,
-        help="query blocks per step in sparse attention: fewer, a smaller arena (default: 4)",
+        help="query blocks per step in sparse attention: fewer can shrink the arena (default: one step per group)",
     )
     return parser
 
