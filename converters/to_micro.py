@@ -20,7 +20,7 @@ from converters.litert import quantized_inputs
 from converters.representative_data import as_samples
 from converters.to_tflite import ConversionResult, to_tflite
 from keras_sparse.files import write_atomically
-from keras_sparse.rewrites import rewritable, with_max_query_blocks
+from keras_sparse.rewrites import with_max_query_blocks
 
 MICRO_FIXES = {
     "SELECT": "keras.layers.Embedding emits it (negative-id wrapping): use keras_sparse.layers.TokenEmbedding",
@@ -185,7 +185,7 @@ def to_micro(
     if existing and not overwrite:
         raise FileExistsError(f"{folder} already holds {', '.join(existing)}. Pass overwrite=True to replace them.")
     scratch = folder / f".{name}_unverified.tflite"
-    if max_query_blocks is not None and rewritable(model):
+    if max_query_blocks is not None:  # a functional or Sequential model: a subclassed one cannot be copied
         model = with_max_query_blocks(model, max_query_blocks)
     result = to_tflite(
         model,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import keras
 
 from keras_sparse.layers import CenteredLayerNormalization, SparseMultiHeadAttention
+from keras_sparse.layers.sparse_multi_head_attention import checked_max_query_blocks
 from keras_sparse.patterns import Pattern
 
 EXPORT_FORMS = {"sparse": "segment"}
@@ -139,9 +140,10 @@ def centered_layer_norms(model: keras.Model) -> keras.Model:
 
 def with_max_query_blocks(model: keras.Model, max_query_blocks: int) -> keras.Model:
     """Returns a copy of `model` whose sparse attention layers, encoders' included, compute at most
-    `max_query_blocks` query blocks per step (the same numbers, a smaller peak memory).
+    `max_query_blocks` query blocks per step (the same numbers, fewer tensors live at once).
 
-    Layers that already set `max_query_blocks` keep theirs. `converters.to_micro` uses it.
+    Layers that already set `max_query_blocks` keep theirs. `converters.to_micro(max_query_blocks=...)`
+    uses it.
 
     Example:
 
@@ -151,6 +153,7 @@ def with_max_query_blocks(model: keras.Model, max_query_blocks: int) -> keras.Mo
     >>> ks.rewrites.with_max_query_blocks(keras.Model(x, attention(x, x)), 2).layers[1].max_query_blocks
     2
     """
+    checked_max_query_blocks(max_query_blocks)
     copy = rewrite_layers(model, lambda layer: None)
     for layer in copy._flatten_layers():
         if isinstance(layer, SparseMultiHeadAttention) and layer.max_query_blocks is None:

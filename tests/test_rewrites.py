@@ -49,6 +49,8 @@ def test_sparsify_rejects_subclassed_models_and_bad_patterns():
 
     with pytest.raises(ValueError, match="`model`"):
         ks.sparsify(Custom(), PATTERN)
+    with pytest.raises(ValueError, match="`model`"):  # what to_micro(max_query_blocks=...) says of one
+        ks.rewrites.with_max_query_blocks(Custom(), 2)
     with pytest.raises(ValueError, match="`pattern`"):
         ks.sparsify(dense_model(), "sliding")
 
@@ -95,5 +97,7 @@ def test_with_max_query_blocks_reaches_encoders_and_keeps_outputs_and_the_origin
 def test_max_query_blocks_is_checked_and_saved():
     with pytest.raises(ValueError, match="max_query_blocks"):
         ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=4, pattern=PATTERN, max_query_blocks=0)
+    with pytest.raises(ValueError, match="max_query_blocks"):  # even where no layer would check it
+        ks.rewrites.with_max_query_blocks(dense_model(), 2.5)
     layer = ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=4, pattern=PATTERN, max_query_blocks=3)
     assert ks.layers.SparseMultiHeadAttention.from_config(layer.get_config()).max_query_blocks == 3

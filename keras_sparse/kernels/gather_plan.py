@@ -155,7 +155,7 @@ def plan_gathered_blocks(
     """Builds the gather tables of `pattern` for sequences of `seq_len` tokens.
 
     `max_query_blocks` splits groups so that none holds more query blocks: more, smaller steps with the
-    same numbers, and a smaller peak of live tensors (what a TFLite Micro arena must hold).
+    same numbers and fewer tensors live at once (each step gathering its own queries).
 
     Example:
 

@@ -34,6 +34,13 @@ def _token_pairs(pattern: Pattern, seq_len: int, num_heads: int, causal: bool) -
     return kernels.plan_token_pairs(pattern, seq_len, num_heads, causal=causal)
 
 
+def checked_max_query_blocks(value: int | None) -> int | None:
+    """`value` if it is None or a positive int; otherwise a ValueError naming `max_query_blocks`."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise _invalid("max_query_blocks", "None or a positive int", f"max_query_blocks={value!r}")
+    return value
+
+
 def _invalid(argument: str, expected: str, received: str) -> ValueError:
     return ValueError(f"Received an invalid value for argument `{argument}`, expected {expected}. Received: {received}")
 
@@ -63,8 +70,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             - `"segment"`: the numbers of `"sparse"` with gathers and segment sums, builtins only;
             - `"dense"`: every score computed then masked (a reference for tests).
         max_query_blocks: optional int, the blocked kernel's most query blocks computed in one step. Smaller
-            steps give the same numbers with a smaller peak of live tensors: `converters.to_micro` sets it
-            for microcontrollers' arenas. None (default): as few steps as the pattern allows.
+            steps give the same numbers with fewer tensors live at once, though each gathers its own
+            queries: measure the TFLite Micro arena both ways (`converters.to_micro(max_query_blocks=...)`).
+            None (default): as few steps as the pattern allows.
 
     Call arguments:
         query: `(B, T, dim)`. value: `(B, T, dim)`. key: optional `(B, T, dim)`, defaults to `value`.
@@ -134,9 +142,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     @max_query_blocks.setter
     def max_query_blocks(self, value: int | None) -> None:
         """Takes effect when the layer is next traced."""
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise _invalid("max_query_blocks", "None or a positive int", f"max_query_blocks={value!r}")
-        self._max_query_blocks = value
+        self._max_query_blocks = checked_max_query_blocks(value)
 
     @property
     def implementation(self) -> str:
