@@ -7,8 +7,9 @@ import re
 FIXES = {
     "SparseSoftmax": "the tf.sparse attention kernel: use implementation='segment' (keras_sparse.exportable does it)",
     "SparseTensorDenseMatMul": "the tf.sparse attention kernel: use implementation='segment'",
-    "SELECT_V2": "16x8 has no SELECT_V2 kernel, used by masked attention blocks: use int8, or a block-exact pattern "
-    "(BigBird, BlockLocal) that needs no mask",
+    "SELECT_V2": "16x8 has no SELECT_V2 kernel (tf.where, keras.ops.where): multiply by a 0/1 mask instead, "
+    "or use int8",
+    "Equal": "the quantizer could not calibrate this comparison (16x8 fails so on LSH attention's buckets): use int8",
     "NEG": "16x8 has no NEG kernel: avoid negations (a top-level keras.layers.LayerNormalization is rewritten "
     "without one; ks.layers.CenteredLayerNormalization is the same layer for use inside composite layers), "
     "or use int8",
@@ -26,6 +27,7 @@ class VerificationError(RuntimeError):
 _NOT_BUILTIN = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op")
 _SELECT_OPS = re.compile(r"TF Select ops: ([\w, ]+)")
 _UNQUANTIZABLE = re.compile(r"not yet supported for op: '(\w+)'")
+_UNCALIBRATED = re.compile(r"Empty min/max for tensor (\S+)")
 
 
 def _layers_in(node_path: str, layer_names: list[str]) -> set[str]:
@@ -49,6 +51,10 @@ def explain_conversion_failure(message: str, graph_nodes: dict[str, list[str]], 
     for op in found:
         for node in graph_nodes.get(op, []):
             found[op] |= _layers_in(node, layer_names)
+    for match in _UNCALIBRATED.finditer(message):  # names a graph node: its op type and layer
+        for op, nodes in graph_nodes.items():
+            if match.group(1) in nodes:
+                found.setdefault(op, set()).update(_layers_in(match.group(1), layer_names))
     if not found:
         return ConversionError(f"TFLite conversion failed:\n{message.strip()[-2000:]}")
     lines = []

@@ -1,6 +1,6 @@
 """The gathered-block kernel: per query block, gather the key/value blocks its plan lists, then batched matmuls.
 
-Every op is a TFLite builtin (GATHER, BATCH_MATMUL, SELECT_V2, SOFTMAX, RESHAPE,
+Every op is a TFLite builtin (GATHER, BATCH_MATMUL, MUL, SOFTMAX, RESHAPE,
 TRANSPOSE, PAD, CONCATENATION, ...), and every shape is static but the batch.
 """
 
@@ -28,28 +28,27 @@ def _flat_blocks(x: tf.Tensor, plan: GatherPlan) -> tf.Tensor:
     return tf.reshape(heads_blocks, (-1, x.shape[2] * plan.num_blocks, plan.block_size, x.shape[-1]))
 
 
-def _group_mask(group: BlockGroup, plan: GatherPlan, key_blocks_mask, attention_blocks) -> tf.Tensor:
-    """The group's static token mask ANDed with the (batch-dependent) padding and attention masks, or None."""
+def _group_keep(group: BlockGroup, plan: GatherPlan, key_blocks_keep, attention_blocks_keep) -> tf.Tensor:
+    """The group's static token mask times the (batch-dependent) padding and attention masks, as 0/1, or None.
+
+    Numbers rather than booleans: TFLite Micro's GATHER has no bool kernel, and products of 0/1 numbers
+    need neither LOGICAL_AND (the TF 2.21 int8 quantizer aborts on it) nor SELECT_V2 (no 16x8 kernel).
+    """
     heads, rows, slots = group.key_blocks.shape
     block = plan.block_size
-    masks = [] if group.mask is None else [tf.constant(group.mask)]
-    if key_blocks_mask is not None:
-        # Gathered as 0/1 numbers (TFLite Micro's GATHER has no bool kernel), and multiplied by the static mask
-        # rather than ANDed with it: the TF 2.21 int8 quantizer aborts on LOGICAL_AND of those two.
-        numbers = tf.where(key_blocks_mask, tf.constant(1.0), tf.constant(0.0))
-        gathered = tf.reshape(
-            tf.gather(numbers, group.key_blocks.reshape(-1), axis=1), (-1, heads, rows, 1, slots * block)
-        )
-        if group.mask is not None:
-            gathered = gathered * tf.constant(group.mask.astype(np.float32))
-        masks = [gathered > 0.5]
-    if attention_blocks is not None:
+    factors = [] if group.mask is None else [tf.constant(group.mask.astype(np.float32))]
+    if key_blocks_keep is not None:
+        gathered = tf.gather(key_blocks_keep, group.key_blocks.reshape(-1), axis=1)
+        factors.append(tf.reshape(gathered, (-1, heads, rows, 1, slots * block)))
+    if attention_blocks_keep is not None:
         index = (group.query_blocks[None, :, None] * plan.num_blocks + group.key_blocks).reshape(-1)
-        gathered = tf.reshape(tf.gather(attention_blocks, index, axis=1), (-1, heads, rows, slots, block, block))
-        masks.append(tf.reshape(tf.transpose(gathered, (0, 1, 2, 4, 3, 5)), (-1, heads, rows, block, slots * block)))
-    if not masks:
+        gathered = tf.reshape(
+            tf.gather(attention_blocks_keep, index, axis=1), (-1, heads, rows, slots, block, block)
+        )
+        factors.append(tf.reshape(tf.transpose(gathered, (0, 1, 2, 4, 3, 5)), (-1, heads, rows, block, slots * block)))
+    if not factors:
         return None
-    return functools.reduce(tf.logical_and, masks)
+    return functools.reduce(tf.multiply, factors)
 
 
 def _dense_probabilities(probs: tf.Tensor, group: BlockGroup, plan: GatherPlan) -> tf.Tensor:
@@ -121,13 +120,14 @@ def gathered_block_attention(
     heads, key_dim, value_dim = query.shape[2], query.shape[3], value.shape[3]
     queries = _heads_blocks(query, plan)
     keys, values = _flat_blocks(key, plan), _flat_blocks(value, plan)
-    key_blocks_mask = attention_blocks = None
+    key_blocks_keep = attention_blocks_keep = None
     if key_mask is not None:
-        key_blocks_mask = tf.reshape(pad_sequence(key_mask, padded_len), (-1, plan.num_blocks, plan.block_size))
+        keep = tf.cast(pad_sequence(key_mask, padded_len), tf.float32)
+        key_blocks_keep = tf.reshape(keep, (-1, plan.num_blocks, plan.block_size))
     if attention_mask is not None:
-        padded = pad_sequence(attention_mask, padded_len, axes=(1, 2))
+        padded = tf.cast(pad_sequence(attention_mask, padded_len, axes=(1, 2)), tf.float32)
         blocks = tf.reshape(padded, (-1, plan.num_blocks, plan.block_size, plan.num_blocks, plan.block_size))
-        attention_blocks = tf.reshape(
+        attention_blocks_keep = tf.reshape(
             tf.transpose(blocks, (0, 1, 3, 2, 4)), (-1, plan.num_blocks**2, plan.block_size, plan.block_size)
         )
 
@@ -142,7 +142,7 @@ def gathered_block_attention(
         scores = tf.matmul(group_queries, group_keys, transpose_b=True)
         if group.bias is not None:
             scores = scores + tf.constant(group.bias, scores.dtype)
-        probs = masked_softmax(scores, _group_mask(group, plan, key_blocks_mask, attention_blocks))
+        probs = masked_softmax(scores, _group_keep(group, plan, key_blocks_keep, attention_blocks_keep))
         outputs.append(tf.matmul(dropout(probs) if dropout else probs, group_values))
         if return_scores:
             dense_scores.append(_dense_probabilities(probs, group, plan))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_sparse.kernels.masked_softmax import masked_fill
+from keras_sparse.kernels.masked_softmax import masked_scores
 from keras_sparse.kernels.token_pairs import TokenPairs
 
 
@@ -37,9 +37,7 @@ def masked_pair_scores(query, key, pairs: TokenPairs, key_mask=None, attention_m
         flat = tf.reshape(attention_mask, (-1, seq_len * seq_len))
         pair_mask = tf.gather(flat, (pairs.query_rows % seq_len) * seq_len + key_pos, axis=1)
         mask = pair_mask if mask is None else tf.logical_and(mask, pair_mask)
-    if mask is not None:
-        scores = tf.where(mask, scores, masked_fill(scores))
-    return scores
+    return scores if mask is None else masked_scores(scores, mask)
 
 
 def dense_pair_probabilities(probs: tf.Tensor, pairs: TokenPairs) -> tf.Tensor:

@@ -82,7 +82,7 @@ def test_int8_of_a_masked_pattern_with_padding_converts(tmp_path):
     result = to_tflite(
         model, tmp_path / "w.tflite", quantization="int8", representative_data=tokens, float_outputs=True, **bounds
     )
-    assert "SELECT_V2" in result.ops and "GATHER" in result.ops
+    assert "GATHER" in result.ops and "SELECT_V2" not in result.ops  # masks are 0/1 factors, not tf.where
 
 
 def float_input_model(pattern):
@@ -125,10 +125,21 @@ def test_int16x8_of_a_model_with_keras_layer_normalization(tmp_path):
     assert "NEG" not in result.ops and result.max_relative_error < 0.02
 
 
-def test_int16x8_of_a_masked_model_names_select_v2_and_writes_nothing(tmp_path):
+@pytest.mark.parametrize("pattern", [ks.patterns.SlidingWindow(24, block_size=32), ks.patterns.Strided(16)])
+def test_int16x8_of_masked_blocks(tmp_path, pattern):
+    """Masked blocks once needed SELECT_V2, which 16x8 lacks; masks are now multiplied in."""
+    data = np.random.default_rng(0).normal(size=(100, SEQ_LEN, 16)).astype("float32")
+    model = float_input_model(pattern)
+    result = to_tflite(  # untrained: near-tied logits, so argmax agreement is loose
+        model, tmp_path / "m.tflite", quantization="int16x8", representative_data=data, min_argmax_agreement=0.9
+    )
+    assert "SELECT_V2" not in result.ops and result.max_relative_error < 0.02
+
+
+def test_int16x8_of_lsh_names_the_comparison_and_writes_nothing(tmp_path):
     data = np.random.default_rng(0).normal(size=(50, SEQ_LEN, 16)).astype("float32")
-    model = float_input_model(ks.patterns.SlidingWindow(24, block_size=32))
-    with pytest.raises(ConversionError, match="SELECT_V2.*use int8"):
+    model = float_input_model(ks.patterns.LSH(4, num_hashes=2, chunk_size=32))
+    with pytest.raises(ConversionError, match="Equal in layer .*sparse_multi_head_attention.*use int8"):
         to_tflite(model, tmp_path / "m.tflite", quantization="int16x8", representative_data=data)
     assert list(tmp_path.iterdir()) == []
 
