@@ -57,6 +57,18 @@ def build(seq_len: int, variant: str, pattern_name: str):
     return ks.sparsify(dense, pattern(pattern_name))
 
 
+def multiply_adds(seq_len: int, variant: str, pattern_name: str) -> int:
+    """The encoder block's multiply-adds: projections and feed-forward (which sparsity leaves alone) plus the
+    two attention matmuls over every score the kernel computes (the blocked kernel's, padding slots included)."""
+    from keras_sparse.kernels import plan_gathered_blocks
+
+    linear = 4 * seq_len * D_MODEL * D_MODEL + 2 * seq_len * D_MODEL * 2 * D_MODEL
+    scores = seq_len * seq_len
+    if variant == "sparse":
+        scores = plan_gathered_blocks(pattern(pattern_name), seq_len).computed_scores()
+    return linear + HEADS * scores * 2 * (D_MODEL // HEADS)
+
+
 def measure(seq_len: int, variant: str, mode: str, pattern_name: str) -> dict:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import numpy as np
@@ -148,6 +160,10 @@ def main():
                     f"{row['peak_rss_mib']:.0f} | {arena} | {row['error']:.1e} | {speedup} |",
                     flush=True,
                 )
+    print()
+    for seq_len in args.lengths:
+        dense, sparse = (multiply_adds(seq_len, variant, args.pattern) for variant in ("dense", "sparse"))
+        print(f"L={seq_len}: multiply-adds dense {dense / 1e6:.0f} M, sparse {sparse / 1e6:.0f} M ({dense / sparse:.2f}x)")
 
 
 if __name__ == "__main__":
