@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import keras
 
-from keras_sparse.layers import CenteredLayerNormalization, SparseMultiHeadAttention
+from keras_sparse.layers import CenteredLayerNormalization, SparseMultiHeadAttention, SparseTransformerEncoder
 from keras_sparse.layers.sparse_multi_head_attention import checked_max_query_blocks
 from keras_sparse.patterns import Pattern
 
@@ -118,8 +118,8 @@ def centered_layer_norms(model: keras.Model) -> keras.Model:
     """Returns a copy of `model` whose `keras.layers.LayerNormalization` layers are `CenteredLayerNormalization`.
 
     Same weights and outputs (to float32 rounding), and no NEG op, which TFLite's 16x8 mode lacks:
-    `converters.to_tflite` applies it for `quantization="int16x8"`. Layers inside composite layers (such
-    as `SparseTransformerEncoder`'s norms) are not reached.
+    `converters.to_tflite` applies it for `quantization="int16x8"`. `SparseTransformerEncoder`s get
+    `centered_layer_norm=True`; norms inside other composite layers are not reached.
 
     Example:
 
@@ -133,6 +133,8 @@ def centered_layer_norms(model: keras.Model) -> keras.Model:
     def replace(layer):
         if type(layer) is keras.layers.LayerNormalization and not layer.rms_scaling:
             return CenteredLayerNormalization.from_config(layer.get_config())
+        if isinstance(layer, SparseTransformerEncoder) and not layer.centered_layer_norm:
+            return type(layer).from_config({**layer.get_config(), "centered_layer_norm": True})
         return None
 
     return rewrite_layers(model, replace)

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_sparse.layers.activations import get_activation
+from keras_sparse.layers.centered_layer_normalization import CenteredLayerNormalization
 from keras_sparse.layers.sparse_multi_head_attention import SparseMultiHeadAttention
 from keras_sparse.patterns import Pattern
 
@@ -42,6 +43,8 @@ class SparseTransformerEncoder(keras.layers.Layer):
         key_dim: features per head (default `hidden_dim // num_heads`; pruned heads keep theirs).
         sublayer_constraints: weight constraints per sublayer (`{"intermediate": {"kernel_constraint": ...}}`);
             the pruning callbacks set these, and the config carries them so `.keras` files keep masks.
+        centered_layer_norm: normalize with `CenteredLayerNormalization` (the same numbers and weights,
+            without the ops TFLite's 16x8 mode lacks); `keras_sparse.centered_layer_norms` sets it.
 
     Call arguments:
         inputs: `(batch, seq_len, hidden_dim)`.
@@ -72,6 +75,7 @@ class SparseTransformerEncoder(keras.layers.Layer):
         implementation: str = "auto",
         key_dim: int | None = None,
         sublayer_constraints: dict | None = None,
+        centered_layer_norm: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -99,6 +103,7 @@ class SparseTransformerEncoder(keras.layers.Layer):
             raise ValueError(
                 f"Received unknown sublayers {sorted(unknown)} in `sublayer_constraints`; known: {SUBLAYERS}"
             )
+        self.centered_layer_norm = centered_layer_norm
         self.supports_masking = True
 
     def _common(self, name: str) -> dict:
@@ -111,7 +116,8 @@ class SparseTransformerEncoder(keras.layers.Layer):
         )
 
     def _norm(self, name: str) -> keras.layers.LayerNormalization:
-        return keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
+        kind = CenteredLayerNormalization if self.centered_layer_norm else keras.layers.LayerNormalization
+        return kind(epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
 
     def build(self, input_shape):
         self._input_shape_built = tuple(input_shape)
@@ -195,6 +201,7 @@ class SparseTransformerEncoder(keras.layers.Layer):
             "normalize_first": self.normalize_first,
             "implementation": self.implementation,
             "key_dim": self.key_dim,
+            "centered_layer_norm": self.centered_layer_norm,
         }
         if self.built:
             constraints = {name: _constraints_of(getattr(self, _attribute(name))) for name in SUBLAYERS}

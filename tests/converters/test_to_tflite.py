@@ -144,6 +144,19 @@ def test_int16x8_of_lsh_names_the_comparison_and_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_int16x8_of_an_encoder_with_its_own_layer_normalization(tmp_path):
+    """The encoder's norms are Keras's (NEG, SQUARED_DIFFERENCE: no 16x8 kernels); the converter swaps them."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((SEQ_LEN, 16))
+    encoder = ks.layers.SparseTransformerEncoder(2, 32, pattern=ks.patterns.SlidingWindow(24, block_size=32))
+    model = keras.Model(x, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling1D()(encoder(x))))
+    data = np.random.default_rng(0).normal(size=(100, SEQ_LEN, 16)).astype("float32")
+    result = to_tflite(  # untrained: near-tied logits, so argmax agreement is loose
+        model, tmp_path / "m.tflite", quantization="int16x8", representative_data=data, min_argmax_agreement=0.9
+    )
+    assert not {"NEG", "SQUARED_DIFFERENCE", "SELECT_V2"} & set(result.ops) and result.max_relative_error < 0.02
+
+
 def test_int16x8_refuses_token_inputs(trained_classifier, tmp_path):
     with pytest.raises(ValueError, match="`quantization`.*int8"):
         to_tflite(trained_classifier, tmp_path / "m.tflite", quantization="int16x8", representative_data=held_tokens())

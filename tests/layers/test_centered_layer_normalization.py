@@ -51,3 +51,21 @@ def test_centered_layer_norms_swaps_keras_layer_normalization_and_keeps_outputs(
     ]
     data = np.random.default_rng(0).normal(size=(2, 8, 6)).astype("float32")
     np.testing.assert_allclose(np.asarray(copy(data)), np.asarray(model(data)), atol=1e-5)
+
+
+def test_centered_layer_norms_reaches_encoders_keeps_outputs_and_saves(tmp_path):
+    keras.utils.set_random_seed(0)
+    x = keras.Input((64, 16))
+    encoder = ks.layers.SparseTransformerEncoder(2, 32, pattern=ks.patterns.SlidingWindow(16, block_size=16))
+    model = keras.Model(x, encoder(x))
+    copy = ks.centered_layer_norms(model)
+    norms = [layer for layer in copy._flatten_layers() if isinstance(layer, keras.layers.LayerNormalization)]
+    assert len(norms) == 2 and all(isinstance(layer, ks.layers.CenteredLayerNormalization) for layer in norms)
+    assert not model.layers[1].centered_layer_norm  # the original is unchanged
+    data = np.random.default_rng(0).normal(2.0, 3.0, size=(2, 64, 16)).astype("float32")
+    expected = np.asarray(model(data))
+    assert np.abs(np.asarray(copy(data)) - expected).max() / np.abs(expected).max() < 1e-5
+    copy.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.layers[1].centered_layer_norm
+    np.testing.assert_array_equal(np.asarray(loaded(data)), np.asarray(copy(data)))
