@@ -1,7 +1,7 @@
 """Exported files: size, LiteRT latency, peak RSS and TFLite Micro arena, sparse encoder against its dense twin.
 
     .venv/bin/python benchmarks/tflite.py                       # the README table (about 10 minutes)
-    .venv/bin/python benchmarks/tflite.py --lengths 256 512 --modes float32 int8 --pattern bigbird32   # microcontrollers
+    .venv/bin/python benchmarks/tflite.py --lengths 256 512 --modes float32 int8 --pattern bigbird32  # microcontrollers
 
 The model: token embedding, one encoder block (attention, ReLU feed-forward, LayerNormalization), mean pool,
 classifier; d_model 128, 4 heads. The dense twin is the same model with keras.layers.MultiHeadAttention, and
@@ -164,7 +164,8 @@ def main():
     print()
     for seq_len in args.lengths:
         dense, sparse = (multiply_adds(seq_len, variant, args.pattern) for variant in ("dense", "sparse"))
-        print(f"L={seq_len}: multiply-adds dense {dense / 1e6:.0f} M, sparse {sparse / 1e6:.0f} M ({dense / sparse:.2f}x)")
+        ratio = dense / sparse
+        print(f"L={seq_len}: multiply-adds dense {dense / 1e6:.0f} M, sparse {sparse / 1e6:.0f} M ({ratio:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ FIXES = {
     "SELECT_V2": "16x8 has no SELECT_V2 kernel (tf.where, keras.ops.where): multiply by a 0/1 mask instead, "
     "or use int8",
     "Equal": "the quantizer could not calibrate this comparison (16x8 fails so on LSH attention's buckets): use int8",
-    "NEG": "16x8 has no NEG kernel: avoid negations (a top-level keras.layers.LayerNormalization is rewritten "
-    "without one; ks.layers.CenteredLayerNormalization is the same layer for use inside composite layers), "
-    "or use int8",
+    "NEG": "16x8 has no NEG kernel: avoid negations (keras.layers.LayerNormalization, at the top level or in a "
+    "SparseTransformerEncoder, is rewritten without one; ks.layers.CenteredLayerNormalization is the same layer "
+    "for use inside other composite layers), or use int8",
 }
 
 

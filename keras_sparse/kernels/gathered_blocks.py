@@ -28,7 +28,7 @@ def _flat_blocks(x: tf.Tensor, plan: GatherPlan) -> tf.Tensor:
     return tf.reshape(heads_blocks, (-1, x.shape[2] * plan.num_blocks, plan.block_size, x.shape[-1]))
 
 
-def _group_keep(group: BlockGroup, plan: GatherPlan, key_blocks_keep, attention_blocks_keep) -> tf.Tensor:
+def _group_keep(group: BlockGroup, plan: GatherPlan, key_blocks_keep, attention_blocks_keep) -> tf.Tensor | None:
     """The group's static token mask times the (batch-dependent) padding and attention masks, as 0/1, or None.
 
     Numbers rather than booleans: TFLite Micro's GATHER has no bool kernel, and products of 0/1 numbers
@@ -42,9 +42,7 @@ def _group_keep(group: BlockGroup, plan: GatherPlan, key_blocks_keep, attention_
         factors.append(tf.reshape(gathered, (-1, heads, rows, 1, slots * block)))
     if attention_blocks_keep is not None:
         index = (group.query_blocks[None, :, None] * plan.num_blocks + group.key_blocks).reshape(-1)
-        gathered = tf.reshape(
-            tf.gather(attention_blocks_keep, index, axis=1), (-1, heads, rows, slots, block, block)
-        )
+        gathered = tf.reshape(tf.gather(attention_blocks_keep, index, axis=1), (-1, heads, rows, slots, block, block))
         factors.append(tf.reshape(tf.transpose(gathered, (0, 1, 2, 4, 3, 5)), (-1, heads, rows, block, slots * block)))
     if not factors:
         return None
