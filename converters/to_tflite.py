@@ -168,7 +168,10 @@ def to_tflite(
     """Converts `model` to a `.tflite` file with builtin ops only, verifies it in LiteRT, then writes it.
 
     The file takes batch 1 and a fixed sequence length. Sparse attention layers switch to their
-    export-safe kernels first (`keras_sparse.exportable`). The file is written (atomically) only if its
+    export-safe kernels first (`keras_sparse.exportable`); for int8 they also take their softmax blockwise
+    (`keras_sparse.rewrites.with_blockwise_softmax`: the same numbers in float, and int8 weights with
+    precision to spare on rows wider than int8 SOFTMAX's 256 steps), and for int16x8 layer norms become
+    `CenteredLayerNormalization` (`keras_sparse.centered_layer_norms`). The file is written (atomically) only if its
     outputs on `verification_data` match the Keras model within the mode's tolerance; otherwise
     VerificationError is raised and nothing is written. A model needing Flex or custom ops raises
     ConversionError naming the op, its layer and the fix.
@@ -242,6 +245,8 @@ def to_tflite(
         model = ks.exportable(model)
         if quantization == "int16x8":
             model = ks.centered_layer_norms(model)  # Keras's LayerNormalization emits NEG: no 16x8 kernel
+        if quantization == "int8":
+            model = ks.rewrites.with_blockwise_softmax(model)  # int8 SOFTMAX's 1/256 steps: see its module
     flatbuffer = _convert(model, specs, mode, representative, sparse_weights, float_inputs, float_outputs)
     ops, max_error, mean_error, agreement, latency = _verify(
         flatbuffer,

@@ -1,4 +1,7 @@
-"""Model rewrites that swap layers and keep every weight: `sparsify`, `exportable`, `centered_layer_norms`."""
+"""Model rewrites that swap layers or set their options and keep every weight.
+
+`sparsify`, `exportable`, `centered_layer_norms`, `with_max_query_blocks`, `with_blockwise_softmax`.
+"""
 
 from __future__ import annotations
 
@@ -157,7 +160,31 @@ def with_max_query_blocks(model: keras.Model, max_query_blocks: int) -> keras.Mo
     """
     checked_max_query_blocks(max_query_blocks)
     copy = rewrite_layers(model, lambda layer: None)
-    for layer in copy._flatten_layers():
-        if isinstance(layer, SparseMultiHeadAttention) and layer.max_query_blocks is None:
+    for layer in _attention_layers(copy):
+        if layer.max_query_blocks is None:
             layer.max_query_blocks = max_query_blocks
     return copy
+
+
+def with_blockwise_softmax(model: keras.Model) -> keras.Model:
+    """Returns a copy of `model` whose sparse attention layers, encoders' included, set `blockwise_softmax`.
+
+    The same numbers in float; in int8 files the attention weights keep their precision on wide rows
+    (see `keras_sparse.kernels.blockwise_softmax`). `converters.to_tflite` applies it for int8.
+
+    Example:
+
+    >>> import keras, keras_sparse as ks
+    >>> x = keras.Input(shape=(64, 8))
+    >>> attention = ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=4, pattern=ks.patterns.SlidingWindow(8))
+    >>> ks.rewrites.with_blockwise_softmax(keras.Model(x, attention(x, x))).layers[1].blockwise_softmax
+    True
+    """
+    copy = rewrite_layers(model, lambda layer: None)
+    for layer in _attention_layers(copy):
+        layer.blockwise_softmax = True
+    return copy
+
+
+def _attention_layers(model: keras.Model) -> list[SparseMultiHeadAttention]:
+    return [layer for layer in model._flatten_layers() if isinstance(layer, SparseMultiHeadAttention)]

@@ -33,11 +33,13 @@ def full_mask(pattern_mask: np.ndarray, key_padding=None, causal=False, attentio
     return mask
 
 
-def twin_layers(pattern, implementation, x, **layer_kwargs):
+def twin_layers(pattern, implementation, x, blockwise_softmax=False, **layer_kwargs):
     """A built Keras MultiHeadAttention and a SparseMultiHeadAttention holding the same weights."""
     dense = keras.layers.MultiHeadAttention(**layer_kwargs)
     dense(x, x)
-    sparse = ks.layers.SparseMultiHeadAttention(pattern=pattern, implementation=implementation, **layer_kwargs)
+    sparse = ks.layers.SparseMultiHeadAttention(
+        pattern=pattern, implementation=implementation, blockwise_softmax=blockwise_softmax, **layer_kwargs
+    )
     sparse(x, x)
     sparse.set_weights(dense.get_weights())
     return dense, sparse
@@ -105,7 +107,7 @@ def assert_matches_reference(
         assert np.abs(grad - ref_grad).max() / scale < GRADIENT_TOLERANCE
 
 
-def assert_standard_case_matches(pattern, implementation, masking: str) -> None:
+def assert_standard_case_matches(pattern, implementation, masking: str, **layer_kwargs) -> None:
     """The standard layer case: batch 2, length 70, 2 heads; masking is "none", "padding" (batch 1 padded
     from position 50) or "causal"."""
     x = np.random.default_rng(0).normal(size=(2, 70, 12)).astype("float32")
@@ -114,5 +116,12 @@ def assert_standard_case_matches(pattern, implementation, masking: str) -> None:
         key_padding = np.ones((2, 70), bool)
         key_padding[1, 50:] = False
     assert_matches_reference(
-        pattern, implementation, x, key_padding=key_padding, causal=masking == "causal", num_heads=2, key_dim=6
+        pattern,
+        implementation,
+        x,
+        key_padding=key_padding,
+        causal=masking == "causal",
+        num_heads=2,
+        key_dim=6,
+        **layer_kwargs,
     )

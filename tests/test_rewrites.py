@@ -101,3 +101,20 @@ def test_max_query_blocks_is_checked_and_saved():
         ks.rewrites.with_max_query_blocks(dense_model(), 2.5)
     layer = ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=4, pattern=PATTERN, max_query_blocks=3)
     assert ks.layers.SparseMultiHeadAttention.from_config(layer.get_config()).max_query_blocks == 3
+
+
+def test_with_blockwise_softmax_reaches_encoders_and_keeps_outputs_and_the_original():
+    keras.utils.set_random_seed(0)
+    model = ks.models.SparseTransformerClassifier(
+        12, 96, num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, pattern=PATTERN, num_classes=3
+    )
+    copy = ks.rewrites.with_blockwise_softmax(model)
+
+    def attention_layers(m):
+        return [layer for layer in m._flatten_layers() if isinstance(layer, ks.layers.SparseMultiHeadAttention)]
+
+    assert attention_layers(copy) and all(layer.blockwise_softmax for layer in attention_layers(copy))
+    assert not any(layer.blockwise_softmax for layer in attention_layers(model))
+    tokens = np.random.default_rng(0).integers(2, 12, size=(3, 96)).astype("int32")
+    tokens[0, 60:] = 0  # padding
+    assert relative_error(np.asarray(copy(tokens)), np.asarray(model(tokens)), np.ones(3, bool)) < RELATIVE_TOLERANCE

@@ -1,6 +1,7 @@
 """Kernels: ways to compute attention restricted to a pattern.
 
-- `gathered_block_attention` (plan from `plan_gathered_blocks`): fast, TFLite builtins only.
+- `gathered_block_attention` (plan from `plan_gathered_blocks`): fast, TFLite builtins only; with
+  `blockwise_softmax=True` its softmax is taken in two levels (`blockwise_softmax`), for accurate int8 files.
 - `sparse_attention` (plan from `plan_token_pairs`): `tf.sparse`, any pattern at O(nnz) memory; not exportable.
 - `segment_attention`: the same numbers as `sparse_attention` with builtins only, for export.
 - `dense_masked_attention`: every score computed, then masked; the reference for tests.

@@ -73,6 +73,11 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             steps give the same numbers with fewer tensors live at once, though each gathers its own
             queries: measure the TFLite Micro arena both ways (`converters.to_micro(max_query_blocks=...)`).
             None (default): as few steps as the pattern allows.
+        blockwise_softmax: bool, the blocked kernel takes each row's softmax within chunks of key blocks,
+            then across the chunks (`keras_sparse.kernels.blockwise_softmax`): the same numbers in float,
+            a little slower, and far more accurate in int8 files, whose SOFTMAX output has steps of 1/256.
+            `converters.to_tflite` sets it for int8 (`keras_sparse.rewrites.with_blockwise_softmax`).
+            Defaults to False. Other kernels ignore it.
 
     Call arguments:
         query: `(B, T, dim)`. value: `(B, T, dim)`. key: optional `(B, T, dim)`, defaults to `value`.
@@ -102,6 +107,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         pattern: Pattern | None = None,
         implementation: str = "auto",
         max_query_blocks: int | None = None,
+        blockwise_softmax: bool = False,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -129,6 +135,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         self._pattern = pattern
         self._implementation = implementation
         self.max_query_blocks = max_query_blocks
+        self.blockwise_softmax = blockwise_softmax
         self._block_mass_sink = None
 
     @property
@@ -143,6 +150,17 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     def max_query_blocks(self, value: int | None) -> None:
         """Takes effect when the layer is next traced."""
         self._max_query_blocks = checked_max_query_blocks(value)
+
+    @property
+    def blockwise_softmax(self) -> bool:
+        return self._blockwise_softmax
+
+    @blockwise_softmax.setter
+    def blockwise_softmax(self, value: bool) -> None:
+        """Takes effect when the layer is next traced."""
+        if not isinstance(value, bool):
+            raise _invalid("blockwise_softmax", "True or False", f"blockwise_softmax={value!r}")
+        self._blockwise_softmax = value
 
     @property
     def implementation(self) -> str:
@@ -172,6 +190,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             "pattern": keras.saving.serialize_keras_object(self._pattern),
             "implementation": self._implementation,
             "max_query_blocks": self._max_query_blocks,
+            "blockwise_softmax": self._blockwise_softmax,
         }
 
     @classmethod
@@ -333,6 +352,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
                 value,
                 _gather_plan(pattern, seq_len, use_causal_mask, self._max_query_blocks),
                 on_block_mass=self._block_mass_sink if training else None,
+                blockwise_softmax=self._blockwise_softmax,
                 **masks,
             )
         if kernel == "dense":

@@ -1,9 +1,10 @@
 """Why dense attention loses accuracy in int8 at long lengths: TFLite's int8 SOFTMAX output has a fixed
 step of 1/256, so a row of near-uniform attention over many more than 256 keys rounds most weights to 0.
 
-The blocked kernel's rows are a few blocks wide, which is why its int8 files stay accurate where the dense
-twin's do not (benchmarks/tflite.py). This pins the cause: the same near-uniform softmax row, alone in a
-model, keeps its mass in int8 when narrow and loses most of it when 1024 wide.
+The blocked kernel's rows are mostly a few blocks wide, which is why its int8 files stay more accurate than
+the dense twin's (benchmarks/tflite.py). This pins the cause: the same near-uniform softmax row, alone in a
+model, keeps its mass in int8 when narrow and loses most of it when 1024 wide; and the cure for rows that
+must be wide (BigBird's global rows): the softmax taken blockwise, which to_tflite does for int8.
 """
 
 import keras
@@ -31,3 +32,31 @@ def attention_mass_in_int8(width: int, tmp_path) -> np.ndarray:
 def test_int8_softmax_keeps_narrow_rows_and_loses_wide_ones(width, low, high, tmp_path):
     mass = attention_mass_in_int8(width, tmp_path)
     assert low <= np.median(mass) <= high
+
+
+def attention_error_in_int8(tmp_path, name: str) -> float:
+    """Mean |int8 - Keras| over mean |Keras| for one attention layer whose rows each see all 1024 keys."""
+    import keras_sparse as ks
+
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((1024, 16))
+    attention = ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=8, pattern=ks.patterns.Dense(block_size=32))
+    model = keras.Model(tokens, attention(tokens, tokens))
+    samples = np.random.default_rng(0).normal(size=(24, 1024, 16)).astype("float32")
+    path = tmp_path / f"{name}.tflite"
+    to_tflite(
+        model, path, quantization="int8", representative_data=samples, float_outputs=True, max_relative_error=10.0
+    )
+    expected = np.asarray(model.predict(samples, verbose=0))
+    return float(np.abs(predict(path, samples) - expected).mean() / np.abs(expected).mean())
+
+
+def test_blockwise_softmax_keeps_wide_attention_rows_accurate_in_int8(tmp_path, monkeypatch):
+    """to_tflite takes int8 softmaxes blockwise (keras_sparse.kernels.blockwise_softmax); without it the same
+    1024-wide rows lose their weights."""
+    import keras_sparse as ks
+
+    blockwise = attention_error_in_int8(tmp_path, "blockwise")
+    monkeypatch.setattr(ks.rewrites, "with_blockwise_softmax", lambda model: model)
+    one_softmax = attention_error_in_int8(tmp_path, "one_softmax")
+    assert blockwise < 0.06 and one_softmax > 2 * blockwise  # measured: 0.036 and 0.126

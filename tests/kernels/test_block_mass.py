@@ -16,13 +16,16 @@ import keras_sparse as ks
     ],
     ids=["bigbird", "window", "strided"],
 )
-def test_block_mass_sums_probabilities_per_block(pattern):
+@pytest.mark.parametrize("blockwise_softmax", [False, True])
+def test_block_mass_sums_probabilities_per_block(pattern, blockwise_softmax):
     seq_len, heads, dim, block = 60, 2, 4, 8
     rng = np.random.default_rng(0)
     q, k, v = (tf.constant(rng.normal(size=(3, seq_len, heads, dim)), tf.float32) for _ in range(3))
     plan = ks.kernels.plan_gathered_blocks(pattern.for_heads(heads), seq_len)
     masses = []
-    _, probs = ks.kernels.gathered_block_attention(q, k, v, plan, return_scores=True, on_block_mass=masses.append)
+    _, probs = ks.kernels.gathered_block_attention(
+        q, k, v, plan, return_scores=True, on_block_mass=masses.append, blockwise_softmax=blockwise_softmax
+    )
     (mass,) = masses
     padded = plan.num_blocks * block
     dense = np.zeros((3, heads, padded, padded), "float32")

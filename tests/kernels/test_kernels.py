@@ -11,15 +11,17 @@ from tests.reference import GRADIENT_TOLERANCE, RELATIVE_TOLERANCE, full_mask, r
 def run_kernel(name, pattern, q, k, v, causal, key_mask, attention_mask):
     seq_len, heads = q.shape[1], q.shape[2]
     masks = dict(key_mask=key_mask, attention_mask=attention_mask, return_scores=True)
-    if name == "blocked":
+    if name.startswith("blocked"):
         plan = ks.kernels.plan_gathered_blocks(pattern, seq_len, causal=causal)
-        return ks.kernels.gathered_block_attention(q, k, v, plan, **masks)
+        return ks.kernels.gathered_block_attention(
+            q, k, v, plan, blockwise_softmax=name == "blocked_blockwise", **masks
+        )
     pairs = ks.kernels.plan_token_pairs(pattern, seq_len, heads, causal=causal)
     kernel = ks.kernels.sparse_attention if name == "sparse" else ks.kernels.segment_attention
     return kernel(q, k, v, pairs, **masks)
 
 
-@pytest.mark.parametrize("name", ["blocked", "sparse", "segment"])
+@pytest.mark.parametrize("name", ["blocked", "blocked_blockwise", "sparse", "segment"])
 @pytest.mark.parametrize(
     "pattern",
     [ks.patterns.BigBird(8, seed=2), ks.patterns.SlidingWindow(10, global_tokens=(3,), dilation=2, block_size=8)],

@@ -36,6 +36,12 @@ def test_layer_equals_keras_with_the_pattern_as_mask(pattern, implementation, ma
     assert_standard_case_matches(pattern, implementation, masking)
 
 
+@pytest.mark.parametrize("pattern", PATTERNS.values(), ids=PATTERNS.keys())
+@pytest.mark.parametrize("masking", ["none", "padding", "causal"])
+def test_blockwise_softmax_layer_equals_keras_with_the_pattern_as_mask(pattern, masking):
+    assert_standard_case_matches(pattern, "blocked", masking, blockwise_softmax=True)
+
+
 @pytest.mark.parametrize("implementation", ["blocked", "sparse"])
 def test_user_attention_mask_is_anded_with_the_pattern(implementation):
     rng = np.random.default_rng(1)

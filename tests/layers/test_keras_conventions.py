@@ -20,11 +20,19 @@ def inputs(batch=2, seq_len=40, dim=6, seed=0):
 
 
 def test_config_round_trip_keeps_every_argument():
-    layer = make_layer(implementation="segment", dropout=0.1, value_dim=3, output_shape=5, use_gate=True, seed=4)
+    layer = make_layer(
+        implementation="segment",
+        dropout=0.1,
+        value_dim=3,
+        output_shape=5,
+        use_gate=True,
+        seed=4,
+        blockwise_softmax=True,
+    )
     config = layer.get_config()
     restored = ks.layers.SparseMultiHeadAttention.from_config(config)
     assert restored.get_config() == config
-    assert restored.pattern == PATTERN and restored.implementation == "segment"
+    assert restored.pattern == PATTERN and restored.implementation == "segment" and restored.blockwise_softmax
     assert set(keras.layers.MultiHeadAttention(num_heads=1, key_dim=1).get_config()) <= set(config)
 
 
@@ -72,9 +80,17 @@ def test_fit_lowers_the_loss(implementation):
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
 
 
-def test_dropout_only_in_training():
+def test_blockwise_softmax_must_be_a_bool():
+    with pytest.raises(ValueError, match="`blockwise_softmax`"):
+        make_layer(blockwise_softmax="yes")
+
+
+@pytest.mark.parametrize("blockwise_softmax", [False, True])
+def test_dropout_only_in_training(blockwise_softmax):
     data = inputs()
-    keras_layer, layer = twin_layers(PATTERN, "blocked", data, num_heads=2, key_dim=4, dropout=0.5, seed=1)
+    keras_layer, layer = twin_layers(
+        PATTERN, "blocked", data, num_heads=2, key_dim=4, dropout=0.5, seed=1, blockwise_softmax=blockwise_softmax
+    )
     reference = keras_layer(data, data, attention_mask=PATTERN.mask(40)[None], training=False)
     assert relative_error(layer(data, data, training=False), reference, np.ones((2, 40), bool)) < RELATIVE_TOLERANCE
     assert np.abs(layer(data, data, training=True) - reference).max() > 1e-3
