@@ -156,9 +156,9 @@ def to_micro(
     The bundle reports the difference it measured.
     With `max_query_blocks`, sparse attention layers compute at most that many query blocks per step in
     the file (`keras_sparse.rewrites.with_max_query_blocks`; the same numbers, fewer tensors live at
-    once, but each step gathers its own queries). Measure both: at L=512 (BigBird on blocks of 32,
-    d_model 128) the arena fell from 1319 KiB in one step to 1083 with 4; for the ListOps main job's
-    pruned model (hidden 64) it stayed at 381 KiB (and once grew; both before the blockwise softmax).
+    once, but each step gathers its own queries). Measure both: with one softmax per row, at L=512
+    (BigBird on blocks of 32, d_model 128) the arena fell from 1319 KiB in one step to 1083 with 4; for
+    the ListOps main job's pruned model (hidden 64) it stayed at 381 KiB (and once grew).
     None (default) keeps the model's steps.
     `max_relative_error` and `min_argmax_agreement` override the int8 bounds of `to_tflite`.
 
