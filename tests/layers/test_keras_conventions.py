@@ -56,6 +56,13 @@ def test_xla_compiled_call_equals_eager(implementation):
     np.testing.assert_allclose(compiled(data), eager, rtol=0, atol=1e-5)
 
 
+def test_xla_compiled_blockwise_softmax_equals_eager():
+    layer = make_layer(implementation="blocked", blockwise_softmax=True)
+    data = inputs()
+    compiled = tf.function(lambda q: layer(q, q), jit_compile=True)
+    np.testing.assert_allclose(compiled(data), layer(data, data), rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("implementation", ["blocked", "sparse", "segment"])
 def test_traced_with_a_dynamic_batch(implementation):
     layer = make_layer(implementation=implementation)
