@@ -8,6 +8,10 @@ from tests.reference import RELATIVE_TOLERANCE, relative_error
 PATTERN = ks.patterns.SlidingWindow(16, global_tokens=(0,), block_size=8)
 
 
+def attention_layers(model):
+    return [layer for layer in model._flatten_layers() if isinstance(layer, ks.layers.SparseMultiHeadAttention)]
+
+
 def dense_model():
     keras.utils.set_random_seed(0)
     tokens = keras.Input((64,), dtype="int32")
@@ -81,13 +85,8 @@ def test_with_max_query_blocks_reaches_encoders_and_keeps_outputs_and_the_origin
         12, 96, num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, pattern=PATTERN, num_classes=3
     )
     copy = ks.rewrites.with_max_query_blocks(model, 2)
-    attention = [layer for layer in copy._flatten_layers() if isinstance(layer, ks.layers.SparseMultiHeadAttention)]
-    assert attention and all(layer.max_query_blocks == 2 for layer in attention)
-    assert all(
-        layer.max_query_blocks is None
-        for layer in model._flatten_layers()
-        if isinstance(layer, ks.layers.SparseMultiHeadAttention)
-    )
+    assert attention_layers(copy) and all(layer.max_query_blocks == 2 for layer in attention_layers(copy))
+    assert all(layer.max_query_blocks is None for layer in attention_layers(model))
     tokens = np.random.default_rng(0).integers(2, 12, size=(3, 96)).astype("int32")
     tokens[0, 60:] = 0  # padding
     expected = np.asarray(model(tokens))
@@ -109,10 +108,6 @@ def test_with_blockwise_softmax_reaches_encoders_and_keeps_outputs_and_the_origi
         12, 96, num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32, pattern=PATTERN, num_classes=3
     )
     copy = ks.rewrites.with_blockwise_softmax(model)
-
-    def attention_layers(m):
-        return [layer for layer in m._flatten_layers() if isinstance(layer, ks.layers.SparseMultiHeadAttention)]
-
     assert attention_layers(copy) and all(layer.blockwise_softmax for layer in attention_layers(copy))
     assert not any(layer.blockwise_softmax for layer in attention_layers(model))
     tokens = np.random.default_rng(0).integers(2, 12, size=(3, 96)).astype("int32")
