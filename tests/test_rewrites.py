@@ -41,9 +41,10 @@ def test_sparsified_model_equals_dense_model_with_pattern_masks():
         assert relative_error(sparse(tokens), expected, np.ones(3, bool)) < RELATIVE_TOLERANCE
 
 
-def test_sparsify_works_on_sequential_models():
+def test_sparsify_raises_on_a_model_without_attention():
     model = keras.Sequential([keras.Input((32, 8)), keras.layers.Dense(8)])
-    assert ks.sparsify(model, PATTERN).count_params() == model.count_params()
+    with pytest.raises(ValueError, match="no attention layer"):
+        ks.sparsify(model, PATTERN)
 
 
 def test_sparsify_rejects_subclassed_models_and_bad_patterns():
