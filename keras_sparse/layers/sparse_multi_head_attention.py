@@ -328,7 +328,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             raise _invalid(
                 "query",
                 "a static sequence length (sparse kernels build their tables for one length); give the model "
-                "a fixed-length input, e.g. keras.Input(shape=(1024, dim))",
+                "a fixed-length input, e.g. keras.Input(shape=(1024, dim)), or, with keras-hub models, pad every "
+                "batch to one length (a preprocessor's sequence_length); a traced function that saw several "
+                "lengths relaxes them to None",
                 f"query.shape={tuple(query.shape)}",
             )
         if key.shape[1] != value.shape[1]:
@@ -501,7 +503,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             if causal:
                 mask = mask & np.tri(seq_len, dtype=bool)
             return kernels.dense_masked_attention(query, key, value, mask, bias=pattern.dense_bias(seq_len), **masks)
-        pairs = _token_pairs(pattern, seq_len, self._num_heads, causal)
+        pairs = _token_pairs(pattern, seq_len, query.shape[2], causal)  # heads fold into the batch for per-head masks
         function = kernels.sparse_attention if kernel == "sparse" else kernels.segment_attention
         return function(query, key, value, pairs, **masks)
 
