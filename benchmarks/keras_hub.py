@@ -108,7 +108,7 @@ def main():
     rows = {case: run_case(case, args.length, args.num_layers, args.repeats) for case in CASES}
     for case, row in rows.items():
         if "error" in row:
-            print(f"| {case} | failed: {row['error'][:80] } |||")
+            print(f"| {case} | failed: {row['error'][:80]} |||")
             continue
         print(f"| {case} | {row['forward_ms']:.0f} | {row['training_step_ms']:.0f} | {row['peak_rss_mib']:.0f} |")
     if all("error" not in row for row in rows.values()):
