@@ -171,11 +171,12 @@ def _captured_stderr():
 
 
 def _check_micro_ops(flatbuffer: bytes) -> None:
+    """Raises ConversionError naming the ops TFLite Micro has no kernel for, and how to avoid them."""
     with _captured_stderr() as log:
         try:
             _micro_interpreter(flatbuffer, 64 * 2**20)
             return
-        except RuntimeError:
+        except (RuntimeError, ValueError):  # the runtime's refusals; its log names the ops
             pass
     missing = sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", log[0])))
     fixes = [f"- {op}: {MICRO_FIXES.get(op, 'avoid the layer that emits it')}" for op in missing]
