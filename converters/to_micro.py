@@ -265,8 +265,10 @@ def to_micro(
         representative_data,
         verification_data,
         seq_len,
+        sparse_weights=False,  # TFLite Micro has no sparse kernels
         max_relative_error=max_relative_error,
         min_argmax_agreement=min_argmax_agreement,
+        float_outputs=False,
         max_query_blocks=max_query_blocks,
     )
     flatbuffer = verified.flatbuffer

@@ -157,10 +157,10 @@ def to_tflite(
         representative_data,
         verification_data,
         seq_len,
-        sparse_weights,
-        max_relative_error,
-        min_argmax_agreement,
-        float_outputs,
+        sparse_weights=sparse_weights,
+        max_relative_error=max_relative_error,
+        min_argmax_agreement=min_argmax_agreement,
+        float_outputs=float_outputs,
     )
     write_atomically(path, verified.flatbuffer, overwrite=overwrite)
     return verified.result
@@ -170,18 +170,20 @@ def convert_verified(
     model: keras.Model,
     path: pathlib.Path,
     quantization: str,
-    representative_data=None,
-    verification_data=None,
-    seq_len: int | None = None,
-    sparse_weights: bool = False,
-    max_relative_error: float | None = None,
-    min_argmax_agreement: float | None = None,
-    float_outputs: bool = False,
+    representative_data,
+    verification_data,
+    seq_len: int | None,
+    *,
+    sparse_weights: bool,
+    max_relative_error: float | None,
+    min_argmax_agreement: float | None,
+    float_outputs: bool,
     max_query_blocks: int | None = None,
 ) -> VerifiedFile:
     """`to_tflite` without the write: the verified file, and its result as if written at `path`.
 
-    `max_query_blocks` also applies `keras_sparse.rewrites.with_max_query_blocks` (for `to_micro`).
+    The arguments are `to_tflite`'s; `max_query_blocks` also applies
+    `keras_sparse.rewrites.with_max_query_blocks` (for `to_micro`).
     """
     if quantization not in MODES:
         raise ValueError(
