@@ -17,10 +17,8 @@ import argparse
 import json
 import os
 import resource
-import statistics
-import subprocess
-import sys
-import time
+
+from common import median_ms, run_case
 
 WINDOW, GLOBAL_TOKENS = 512, (0,)
 CASES = ("dense", "sparse")
@@ -63,28 +61,11 @@ def measure(case: str, length: int, num_layers: int, repeats: int) -> dict:
             loss = tf.reduce_sum(backbone(data, training=True)["sequence_output"] * weights)
         return tape.gradient(loss, backbone.trainable_weights)
 
-    def median_ms(function):
-        function(inputs)  # trace
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            [t.numpy() for t in tf.nest.flatten(function(inputs), expand_composites=True) if t is not None]
-            times.append((time.perf_counter() - start) * 1e3)
-        return statistics.median(times)
-
     return {
-        "forward_ms": median_ms(forward),
-        "training_step_ms": median_ms(training_step),
+        "forward_ms": median_ms(forward, inputs, repeats),
+        "training_step_ms": median_ms(training_step, inputs, repeats),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-
-
-def run_case(case: str, length: int, num_layers: int, repeats: int) -> dict:
-    command = [sys.executable, __file__, "--case", case, str(length), str(num_layers), str(repeats)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -106,7 +87,7 @@ def main():
     print()
     print("| backbone | forward ms | training step ms | peak RSS MiB |")
     print("|---|---|---|---|")
-    rows = {case: run_case(case, args.length, args.num_layers, args.repeats) for case in CASES}
+    rows = {case: run_case(__file__, case, args.length, args.num_layers, args.repeats) for case in CASES}
     for case, row in rows.items():
         if "error" in row:
             print(f"| {case} | failed: {row['error'][:80]} |||")

@@ -10,6 +10,8 @@ self-attention cannot honour. keras-hub is imported only when such a decoder run
 
 from __future__ import annotations
 
+import inspect
+
 from keras_sparse.layers import SparseMultiHeadAttention
 
 KERAS_HUB_DECODER = "keras_hub.src.layers.modeling.transformer_decoder.TransformerDecoder"
@@ -19,26 +21,14 @@ KERAS_HUB_DECODER = "keras_hub.src.layers.modeling.transformer_decoder.Transform
 class CausalSparseDecoder:
     """Mixed into a keras-hub `TransformerDecoder` subclass (see `swapped_layers.with_swapped_layers`)."""
 
-    def _compute_self_attention_mask(
-        self,
-        decoder_sequence,
-        decoder_padding_mask,
-        decoder_attention_mask,
-        use_causal_mask,
-        self_attention_cache,
-        self_attention_cache_update_index,
-    ):
+    def _compute_self_attention_mask(self, *args, **kwargs):
+        """keras-hub's hook: the mask its self-attention gets."""
+        keras_hubs = super()._compute_self_attention_mask
         attention = self._self_attention_layer
         if not (isinstance(attention, SparseMultiHeadAttention) and attention.causal):
-            return super()._compute_self_attention_mask(
-                decoder_sequence,
-                decoder_padding_mask,
-                decoder_attention_mask,
-                use_causal_mask,
-                self_attention_cache,
-                self_attention_cache_update_index,
-            )
-        if not use_causal_mask:
+            return keras_hubs(*args, **kwargs)
+        arguments = inspect.signature(keras_hubs).bind(*args, **kwargs).arguments
+        if not arguments["use_causal_mask"]:
             raise ValueError(
                 f"Received an invalid value for argument `use_causal_mask` of decoder '{self.name}': its sparse "
                 "self-attention is causal (keras_sparse.sparsify makes a decoder's self-attention so). Call it with "
@@ -46,4 +36,6 @@ class CausalSparseDecoder:
             )
         from keras_hub.src.layers.modeling.transformer_layer_utils import merge_padding_and_attention_mask
 
-        return merge_padding_and_attention_mask(decoder_sequence, decoder_padding_mask, decoder_attention_mask)
+        return merge_padding_and_attention_mask(
+            arguments["decoder_sequence"], arguments["decoder_padding_mask"], arguments["decoder_attention_mask"]
+        )

@@ -178,3 +178,30 @@ def test_a_text_classifier_on_a_sparse_backbone_trains_and_loads_back(tmp_path):
     np.testing.assert_allclose(loaded.predict(data, verbose=0), classifier.predict(data, verbose=0), atol=1e-6)
     copy = ks.sparsify(classifier, ks.patterns.Dense(block_size=8))  # a task model goes through too
     assert type(copy) is keras_hub.models.BertTextClassifier and copy.backbone is not classifier.backbone
+
+
+@pytest.mark.parametrize("quantization", ["float32", "int8"])
+def test_a_sparsified_text_classifier_exports_from_dict_inputs_verified_against_itself(quantization, tmp_path):
+    from converters import to_tflite
+
+    classifier = keras_hub.models.BertTextClassifier(
+        backbone=ks.sparsify(backbone("Bert"), WINDOW), num_classes=3, preprocessor=None
+    )
+    calibration = inputs(classifier, batch=16, seed=1)
+    result = to_tflite(
+        classifier,
+        tmp_path / "classifier.tflite",
+        quantization=quantization,
+        representative_data=calibration,
+        verification_data=inputs(classifier, batch=8, seed=2),
+        seq_len=LENGTH,
+    )
+    assert not {op for op in result.ops if op.startswith("FlexDelegate") or op == "CUSTOM"}
+    assert result.max_relative_error < (1e-5 if quantization == "float32" else 0.1)
+    assert "GATHER" in result.ops  # the sparse kernel, not dense attention, went into the file
+
+
+def test_a_sparsified_decoder_refuses_to_drop_its_causal_mask():
+    decoder = ks.sparsify(backbone("GPT2"), WINDOW).transformer_layers[0]
+    with pytest.raises(ValueError, match="`use_causal_mask`.*'transformer_layer_0'"):
+        decoder(np.zeros((1, LENGTH, 16), "float32"), use_causal_mask=False)
