@@ -109,6 +109,8 @@ def with_swapped_layers(base: type) -> type:
     extensions = [extension for extended_name, extension in EXTENSIONS.items() if extended_name in names]
     bases = (SwappedLayers, *extensions, base)
     extended = type(name, bases, namespace)
+    # Saved under the one name `keras_sparse>SwappedLayers`; whichever class holds the name on loading, its
+    # `from_config` rebuilds the class the config names.
     return keras.saving.register_keras_serializable(package="keras_sparse", name="SwappedLayers")(extended)
 
 
