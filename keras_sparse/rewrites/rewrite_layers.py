@@ -95,7 +95,7 @@ def _rebuilt_copy(layer: keras.layers.Layer, replacements: dict) -> keras.layers
     if "preprocessor" in whole:
         config["preprocessor"] = whole["preprocessor"]  # no weights: the copy may share it
     skipped = {id(inner) for child in whole.values() for inner in [child, *(x for _, _, x in walk(child))]}
-    inside = [path for path, _, sublayer in walk(layer) if id(sublayer) in replacements and id(sublayer) not in skipped]
+    inside = any(id(sublayer) in replacements and id(sublayer) not in skipped for _, _, sublayer in walk(layer))
     cls = with_swapped_layers(type(layer)) if inside else type(layer)
     try:
         copy = cls.from_config(config)

@@ -170,8 +170,8 @@ def test_a_text_classifier_on_a_sparse_backbone_trains_and_loads_back(tmp_path):
     labels = data["token_ids"][:, 0] % 2  # the first token's parity: the pooled token sees it
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)  # keras-hub's classifiers give logits
     classifier.compile(optimizer=keras.optimizers.Adam(3e-3), loss=loss)
-    history = classifier.fit(data, labels, epochs=6, batch_size=8, verbose=0)
-    assert history.history["loss"][-1] < 0.7 * history.history["loss"][0]
+    history = classifier.fit(data, labels, epochs=20, batch_size=8, verbose=0)
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
     classifier.save(tmp_path / "classifier.keras")
     loaded = keras.saving.load_model(tmp_path / "classifier.keras")
     assert type(loaded) is keras_hub.models.BertTextClassifier
