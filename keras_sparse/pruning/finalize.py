@@ -184,6 +184,8 @@ def _finalized_layer_by_layer(model: keras.Model, full_size: list[str]) -> keras
             first_layers.add(id(first))
 
     def replace(layer):
+        if id(layer) not in direct:  # deeper layers belong to a nested model or block, rebuilt as a whole
+            return None
         if isinstance(layer, keras.Model):
             ready.add(id(layer))
             return _finalized(layer, full_size)
