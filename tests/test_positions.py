@@ -10,6 +10,8 @@ import pytest
 
 import keras_sparse as ks
 
+from .models.test_classifier import small_classifier
+
 TOLERANCE = 1e-5
 
 
@@ -28,17 +30,27 @@ def table_of(model, name):
     return keras.ops.convert_to_numpy(model.get_layer(name).weights[0])
 
 
-def classifier(seq_len, pattern=None):
+WINDOW = ks.patterns.SlidingWindow(window_size=17, block_size=16)
+"""Two encoder layers of an 8-token reach: position 0 (the "cls" pooling) sees the first 16 tokens only."""
+
+
+def classifier(seq_len, **kwargs):
     keras.utils.set_random_seed(0)
-    return ks.models.SparseTransformerClassifier(
-        vocab_size=16,
-        seq_len=seq_len,
-        num_layers=2,
-        hidden_dim=16,
+    return small_classifier(**{"seq_len": seq_len, "pattern": WINDOW, "dropout": 0.0, **kwargs})
+
+
+def tiny_backbone(name, length, num_layers=2):
+    """A keras-hub backbone (`keras_hub.models.<name>`) of random weights built for `length` positions."""
+    keras_hub = pytest.importorskip("keras_hub")
+    keras.utils.set_random_seed(0)
+    backbone = getattr(keras_hub.models, name)
+    return backbone(
+        vocabulary_size=16,
+        num_layers=num_layers,
         num_heads=2,
+        hidden_dim=16,
         intermediate_dim=32,
-        pattern=pattern or ks.patterns.SlidingWindow(window_size=17, block_size=16),
-        num_classes=3,
+        max_sequence_length=length,
         dropout=0.0,
     )
 
@@ -55,26 +67,13 @@ def test_our_classifier_runs_longer_and_equals_itself_on_its_first_tokens():
     table, new_table = table_of(model, "position_embedding"), table_of(longer, "position_embedding")
     np.testing.assert_array_equal(new_table, np.concatenate([table] * (new_length // length)))  # Longformer's copy
     short, long = longer_tokens(length, new_length)
-    # "cls" pooling reads position 0; two layers of an 8-token reach stay inside the first `length` tokens.
     expected = model.predict(short, verbose=0)
     assert relative_error(longer.predict(long, verbose=0), expected) < TOLERANCE
     assert model.input_shape == (None, length)  # the original is unchanged
 
 
 def test_sinusoidal_positions_are_recomputed_at_the_new_length():
-    keras.utils.set_random_seed(0)
-    model = ks.models.SparseTransformerClassifier(
-        vocab_size=16,
-        seq_len=64,
-        num_layers=1,
-        hidden_dim=16,
-        num_heads=2,
-        intermediate_dim=32,
-        pattern=ks.patterns.SlidingWindow(window_size=17, block_size=16),
-        num_classes=3,
-        dropout=0.0,
-        position="sinusoidal",
-    )
+    model = classifier(64, position="sinusoidal")
     longer = ks.extend_positions(model, 256)
     short, long = longer_tokens(64, 256)
     assert relative_error(longer.predict(long, verbose=0), model.predict(short, verbose=0)) < TOLERANCE
@@ -82,19 +81,9 @@ def test_sinusoidal_positions_are_recomputed_at_the_new_length():
 
 def test_gpt2_backbone_runs_longer_and_equals_itself_on_its_first_tokens():
     length, new_length = LENGTH, NEW_LENGTH
-    keras_hub = pytest.importorskip("keras_hub")
-    keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=16,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=length,
-        dropout=0.0,
-    )
+    backbone = tiny_backbone("GPT2Backbone", length)
     longer = ks.extend_positions(backbone, new_length)
-    assert type(longer) is keras_hub.models.GPT2Backbone and longer.max_sequence_length == new_length
+    assert type(longer) is type(backbone) and longer.max_sequence_length == new_length
     short, long = longer_tokens(length, new_length)
     run = lambda model, tokens: model({"token_ids": tokens, "padding_mask": np.ones_like(tokens)})  # noqa: E731
     # GPT-2 is causal: the first tokens' outputs never depend on later ones.
@@ -103,19 +92,9 @@ def test_gpt2_backbone_runs_longer_and_equals_itself_on_its_first_tokens():
 
 def test_bert_backbone_runs_longer_and_equals_itself_on_its_first_tokens():
     length, new_length = LENGTH, NEW_LENGTH
-    keras_hub = pytest.importorskip("keras_hub")
-    keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=16,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=length,
-        dropout=0.0,
-    )
+    backbone = tiny_backbone("BertBackbone", length)
     longer = ks.extend_positions(backbone, new_length)
-    assert type(longer) is keras_hub.models.BertBackbone and longer.max_sequence_length == new_length
+    assert type(longer) is type(backbone) and longer.max_sequence_length == new_length
     table = table_of(backbone, "position_embedding")
     np.testing.assert_array_equal(table_of(longer, "position_embedding")[length : 2 * length], table)
     short, long = longer_tokens(length, new_length)
@@ -127,10 +106,7 @@ def test_bert_backbone_runs_longer_and_equals_itself_on_its_first_tokens():
 
 def test_a_keras_hub_task_keeps_its_class_and_saves(tmp_path):
     keras_hub = pytest.importorskip("keras_hub")
-    keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=16, num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=32
-    )
+    backbone = tiny_backbone("GPT2Backbone", 32, num_layers=1)
     longer = ks.extend_positions(keras_hub.models.GPT2CausalLM(backbone, preprocessor=None), 128)
     assert type(longer) is keras_hub.models.GPT2CausalLM and longer.backbone.max_sequence_length == 128
     longer.save(tmp_path / "longer.keras")

@@ -10,6 +10,7 @@ import pytest
 import keras_sparse as ks
 from keras_sparse.pruning.structures import numpy
 
+from .conftest import regression_model
 from .test_finalize import relative_error, train_pruned
 
 keras_hub = pytest.importorskip("keras_hub")
@@ -22,10 +23,7 @@ def hub_blocks_model():
     keras.utils.set_random_seed(0)
     x = keras.Input((SEQ_LEN, DIM))
     h = keras_hub.layers.TransformerEncoder(32, num_heads=4, name="encoder")(x)
-    h = keras_hub.layers.TransformerDecoder(32, num_heads=4, name="decoder")(h)
-    model = keras.Model(x, keras.layers.Dense(1, name="out")(keras.layers.GlobalAveragePooling1D()(h)))
-    model.compile(keras.optimizers.Adam(0.01), "mse")
-    return model
+    return regression_model(x, keras_hub.layers.TransformerDecoder(32, num_heads=4, name="decoder")(h))
 
 
 @pytest.fixture
@@ -84,10 +82,7 @@ def nested_model():
         [keras.layers.Dense(24, activation="relu", name="up"), keras.layers.Dense(8, name="down")], name="feedforward"
     )
     x = keras.Input((SEQ_LEN, DIM))
-    y = keras.layers.Dense(1, name="out")(keras.layers.GlobalAveragePooling1D()(feedforward(inner(x))))
-    model = keras.Model(x, y)
-    model.compile(keras.optimizers.Adam(0.01), "mse")
-    return model
+    return regression_model(x, feedforward(inner(x)))
 
 
 def test_finalize_shrinks_inside_nested_functional_and_sequential_models(data):
@@ -109,9 +104,7 @@ def test_finalize_shrinks_heads_and_units_of_our_encoder(data):
     h = ks.layers.SparseTransformerEncoder(
         num_heads=4, intermediate_dim=32, pattern=ks.patterns.SlidingWindow(9, block_size=8), name="encoder"
     )(x)
-    model = keras.Model(x, keras.layers.Dense(1)(keras.layers.GlobalAveragePooling1D()(h)))
-    model.compile(keras.optimizers.Adam(0.01), "mse")
-    train_pruned(model, data, ["heads", "neurons", "attention_blocks"])
+    model = train_pruned(regression_model(x, h), data, ["heads", "neurons", "attention_blocks"])
     small = ks.pruning.finalize(model)
     assert relative_error(small.predict(data[0], verbose=0), model.predict(data[0], verbose=0)) < 1e-5
     encoder = small.get_layer("encoder")
