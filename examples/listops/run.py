@@ -232,7 +232,9 @@ def main(argv=None) -> dict:
 
     charts.training_curves(history, out / "training.png", pruning_begin_epoch=begin / steps_per_epoch + 1)
     first_attention = small.get_layer("encoder_0").self_attention
-    first_attention.pattern.plot(args.seq_len, out / "learned_layout.png", title="encoder_0 learned layout")
+    first_attention.pattern.plot(
+        args.seq_len, replacing(out / "learned_layout.png"), title="encoder_0 learned layout", overwrite=True
+    )
     charts.accuracy_latency(points, out / "accuracy_latency.png")
 
     summary = {
