@@ -26,10 +26,21 @@ def hub_blocks_model():
     return regression_model(x, keras_hub.layers.TransformerDecoder(32, num_heads=4, name="decoder")(h))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def data():
     x = np.random.default_rng(0).normal(size=(64, SEQ_LEN, DIM)).astype("float32")
     return x, x[:, :, 0].mean(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def pruned_hub_blocks():
+    """`hub_blocks_model` with heads and neurons pruned to 50% as `StructuredPruning` prunes at each step (a
+    keras-hub task is pruned during `fit` below); shared, since `finalize` leaves it unchanged."""
+    model = hub_blocks_model()
+    for structure in (ks.pruning.Heads(), ks.pruning.Neurons()):
+        for target in structure.targets(model, lambda layer: True):
+            structure.prune(target, 0.5)
+    return model
 
 
 def alive_heads(attention) -> np.ndarray:
@@ -41,8 +52,8 @@ def alive_heads(attention) -> np.ndarray:
     return alive[0]
 
 
-def test_masks_have_their_structure_inside_keras_hub_blocks(data):
-    model = train_pruned(hub_blocks_model(), data, ["heads", "neurons"])
+def test_masks_have_their_structure_inside_keras_hub_blocks(pruned_hub_blocks):
+    model = pruned_hub_blocks
     attention = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.MultiHeadAttention)]
     assert len(attention) == 2  # the encoder's and the decoder's self-attention
     for layer in attention:
@@ -58,8 +69,8 @@ def test_masks_have_their_structure_inside_keras_hub_blocks(data):
     assert "encoder/self_attention_layer" in ks.pruning.report(model)
 
 
-def test_finalize_shrinks_keras_hub_blocks_and_names_their_heads(data):
-    model = train_pruned(hub_blocks_model(), data, ["heads", "neurons"])
+def test_finalize_shrinks_keras_hub_blocks_and_names_their_heads(pruned_hub_blocks, data):
+    model = pruned_hub_blocks
     with pytest.warns(UserWarning, match=r"self_attention_layer: keras-hub's TransformerEncoder derives key_dim"):
         small = ks.pruning.finalize(model)
     assert relative_error(small.predict(data[0], verbose=0), model.predict(data[0], verbose=0)) < 1e-5
@@ -118,7 +129,8 @@ def tiny_bert_classifier():
         vocabulary_size=32, num_layers=2, num_heads=4, hidden_dim=16, intermediate_dim=32, max_sequence_length=16
     )
     classifier = keras_hub.models.BertTextClassifier(backbone, num_classes=2, preprocessor=None)
-    classifier.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    classifier.compile(keras.optimizers.Adam(0.01), loss, jit_compile=False)  # XLA compiles for longer than it trains
     return classifier
 
 
