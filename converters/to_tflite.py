@@ -76,12 +76,24 @@ class ConversionResult:
 
 @dataclasses.dataclass(frozen=True)
 class VerifiedFile:
-    """A converted file that passed verification, not yet written: its bytes, result, inputs and samples."""
+    """A converted file that passed verification, not yet written.
+
+    Attributes:
+        flatbuffer: the file's bytes.
+        result: what was measured, as if written at its path.
+        inputs: the model's inputs.
+        samples: the verification samples.
+        expected: the Keras model's outputs on each sample (flattened, in the model's output order).
+        max_relative_error, min_argmax_agreement: the bounds the file met.
+    """
 
     flatbuffer: bytes
     result: ConversionResult
     inputs: list[ModelInput]
     samples: list[list[np.ndarray]]
+    expected: list[list[np.ndarray]]
+    max_relative_error: float
+    min_argmax_agreement: float
 
 
 def to_tflite(
@@ -261,7 +273,7 @@ def convert_verified(
         without_sparse_encoding,
         rewrite_error,
     )
-    return VerifiedFile(flatbuffer, result, inputs, verification)
+    return VerifiedFile(flatbuffer, result, inputs, verification, expected, max_relative_error, min_argmax_agreement)
 
 
 def _export_copy(model: keras.Model, quantization: str, max_query_blocks: int | None) -> tuple[keras.Model, list[str]]:

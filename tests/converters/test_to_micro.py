@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import keras_sparse as ks
-from converters import ConversionError, to_micro
+from converters import ConversionError, VerificationError, to_micro
 from converters.to_micro import smallest_arena
 from keras_sparse.files import MANIFEST
 from tests.converters.conftest import build_classifier, dict_input_data, dict_input_model, retrieval_task
@@ -35,6 +35,7 @@ def test_bundle_files_ops_and_agreement(bundle):
     assert "AddBatchMatMul" in registered and "AddGather" in registered
     assert bundle.max_quantization_steps <= 1
     assert bundle.tflite.argmax_agreement >= 0.99
+    assert bundle.micro_max_relative_error <= 0.15  # TFLite Micro against Keras, as LiteRT is checked
     assert MANIFEST in bundle.files
 
 
@@ -186,6 +187,30 @@ def test_a_process_killed_midway_leaves_the_old_bundle(tmp_path, stage):
         assert len(left) == 1 and left[0].startswith(".keras-sparse-")  # the half-written bundle, beside
         to_micro(tiny_model(2), tmp_path / "next", TINY_DATA, name="tiny")  # the next bundle written beside
         assert sorted(os.listdir(tmp_path)) == ["micro", "next"]  # removes it
+
+
+def test_tflite_micro_is_held_to_the_keras_bounds_and_steps_only_when_asked(tmp_path, monkeypatch):
+    to_micro_module = sys.modules["converters.to_micro"]  # the package's `to_micro` is the function
+    real = to_micro_module._run_micro
+
+    def off_by_one_step(flatbuffer, litert, samples):  # what a TFLite Micro kernel that rounds otherwise gives
+        outputs, worst = real(flatbuffer, litert, samples)
+        return outputs, worst + 1
+
+    monkeypatch.setattr(to_micro_module, "_run_micro", off_by_one_step)
+    with pytest.raises(VerificationError, match="max_quantization_steps=0"):
+        to_micro(tiny_model(0), tmp_path / "strict", TINY_DATA, name="tiny", max_quantization_steps=0)
+    assert not (tmp_path / "strict").exists()
+    assert to_micro(tiny_model(0), tmp_path / "default", TINY_DATA, name="tiny").max_quantization_steps >= 1
+
+    def wrong(flatbuffer, litert, samples):  # outputs far from Keras's, however close in steps to LiteRT's
+        outputs, _ = real(flatbuffer, litert, samples)
+        return [[2 * array + 1 for array in sample] for sample in outputs], 0
+
+    monkeypatch.setattr(to_micro_module, "_run_micro", wrong)
+    with pytest.raises(VerificationError, match="TFLite Micro"):
+        to_micro(tiny_model(0), tmp_path / "wrong", TINY_DATA, name="tiny")
+    assert not (tmp_path / "wrong").exists()
 
 
 def test_a_model_taking_a_dict_becomes_a_bundle_with_numbered_inputs(tmp_path):
