@@ -7,8 +7,9 @@ Steps: generate ListOps (Long Range Arena's task, in code), train a BigBird clas
 `StructuredPruning` callbacks (heads and attention blocks to `--sparsity`) and Keras's progress bars,
 evaluate, `finalize` the pruned model, export float32 / float16 / int8 `.tflite` files and the TFLite
 Micro bundle through `converters` (each verified against Keras before it is written), measure int8
-accuracy in LiteRT, copy the int8 model, vocabulary and golden vectors into the demo apps' asset
-folders, and write `artifacts/report.md` with PNG charts.
+accuracy in LiteRT, and write `artifacts/report.md` with PNG charts. Everything goes under `--out`
+(`artifacts/`, which git ignores); `--update-demo-assets` also copies the int8 model, vocabulary and golden
+vectors into the demo apps' asset folders (tracked files: only when you mean to refresh the demos).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import argparse
 import json
 import os
 import pathlib
-import shutil
 import sys
 import time
 
@@ -53,7 +53,11 @@ def parse_args(argv):
     parser.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
     parser.add_argument("--sparsity", type=float, default=0.5, help="heads and attention blocks pruned (0.5)")
     parser.add_argument("--compare", action="store_true", help="also train dense and unpruned sparse twins")
-    parser.add_argument("--no-demo-assets", action="store_true", help="do not copy files into the demo apps")
+    parser.add_argument(
+        "--update-demo-assets",
+        action="store_true",
+        help="also copy the int8 model, vocabulary and golden vectors into web_demo/ and android_demo/ (tracked files)",
+    )
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "artifacts", help="output folder (artifacts/)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -201,11 +205,11 @@ def main(argv=None) -> dict:
 
     golden = golden_vectors(test, int8_answers, args.seq_len, out / "listops_int8.tflite")
     write(out / "golden.json", json.dumps(golden, indent=1).encode())
-    if not args.no_demo_assets:
+    if args.update_demo_assets:
         for folder in DEMO_ASSETS:
             folder.mkdir(parents=True, exist_ok=True)
-            for name in ("listops_int8.tflite", "listops_vocab.json", "golden.json"):
-                shutil.copyfile(out / name, folder / name)
+            for name in ("listops_int8.tflite", "listops_vocab.json", "golden.json"):  # each file atomically
+                write_atomically(folder / name, (out / name).read_bytes(), overwrite=True)
             print(f"copied the int8 model, vocabulary and golden vectors into {folder.relative_to(ROOT)}")
 
     points = [
@@ -227,7 +231,9 @@ def main(argv=None) -> dict:
 
     charts.training_curves(history, out / "training.png", pruning_begin_epoch=begin / steps_per_epoch + 1)
     first_attention = small.get_layer("encoder_0").self_attention
-    first_attention.pattern.plot(args.seq_len, out / "learned_layout.png", title="encoder_0 learned layout")
+    first_attention.pattern.plot(
+        args.seq_len, replacing(out / "learned_layout.png"), title="encoder_0 learned layout", overwrite=True
+    )
     charts.accuracy_latency(points, out / "accuracy_latency.png")
 
     summary = {
@@ -289,7 +295,8 @@ Parameters: {summary["parameters"]["before"]} before `finalize`, {summary["param
 
 TFLite Micro bundle in `micro/`: {len(micro.ops)} ops, measured arena {micro.measured_arena_bytes / 1024:.0f} KiB
 (`kTensorArenaSize` {micro.arena_bytes / 1024:.0f} KiB with the margin), outputs within
-{micro.max_quantization_steps} quantization steps of LiteRT.
+{micro.max_quantization_steps} quantization steps of LiteRT (max relative error against Keras
+{micro.micro_max_relative_error:.3f}).
 
 ## Accuracy and latency
 
