@@ -72,7 +72,7 @@ def blockwise_softmax_attention(
     if chunks * chunk != width:
         raise ValueError(f"Received an invalid value for argument `chunk`: {chunk} does not divide {width} keys.")
     # In float16 and bfloat16, rounding ties log_softmax's largest entries where the scores' largest is
-    # unique, and the two maxima's gradients then land on different keys (input gradients 5% off under
+    # unique, and the two maxima's gradients then land on different keys (input gradients up to 7% off under
     # mixed_float16): both levels are computed in float32, as Keras's own attention takes its softmax.
     scores = finite_scores(scores)
     if scores.dtype in (tf.float16, tf.bfloat16):

@@ -15,19 +15,12 @@ import numpy as np
 import pytest
 
 import keras_sparse as ks
-from tests.reference import RELATIVE_TOLERANCE
+from tests.reference import KERNEL_OPTIONS, RELATIVE_TOLERANCE
 
 SEQ_LEN, DIM, HEADS, KEY_DIM = 64, 16, 2, 8
 BAD = 3  # the bad token, in sample 0
 PATTERN = ks.patterns.SlidingWindow(16, block_size=16)
 LSH = ks.patterns.LSH(4, num_hashes=2, chunk_size=16)
-KERNELS = {
-    "blocked": dict(implementation="blocked"),
-    "blockwise": dict(implementation="blocked", blockwise_softmax=True),
-    "segment": dict(implementation="segment"),
-    "sparse": dict(implementation="sparse"),
-    "dense": dict(implementation="dense"),
-}
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 TOLERANCE = {"float32": RELATIVE_TOLERANCE, "mixed_float16": 1e-2, "mixed_bfloat16": 6e-2}
 """Against Keras under the same policy: Keras takes its softmax in float32, the kernels in the compute dtype."""
@@ -101,12 +94,12 @@ def assert_no_worse_than(output: np.ndarray, reference: np.ndarray, policy: str)
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("kernel", KERNEL_OPTIONS)
 def test_a_bad_token_reaches_no_other_sample_and_no_row_keras_keeps(kernel, policy, case):
     batch = bad_batch(case, policy)
     reference = keras_twin(policy)
     expected = run(reference, *batch, pattern_mask=PATTERN.mask(SEQ_LEN))
-    layer = ks.layers.SparseMultiHeadAttention(HEADS, KEY_DIM, pattern=PATTERN, dtype=policy, **KERNELS[kernel])
+    layer = ks.layers.SparseMultiHeadAttention(HEADS, KEY_DIM, pattern=PATTERN, dtype=policy, **KERNEL_OPTIONS[kernel])
     layer(batch[0], batch[0])
     layer.set_weights(reference.get_weights())
     output = run(layer, *batch)

@@ -17,20 +17,13 @@ import pytest
 import tensorflow as tf
 
 import keras_sparse as ks
-from tests.reference import GRADIENT_TOLERANCE, RELATIVE_TOLERANCE
+from tests.reference import GRADIENT_TOLERANCE, KERNEL_OPTIONS, RELATIVE_TOLERANCE
 
 SEQ_LEN, DIM, HEADS, KEY_DIM = 64, 16, 2, 8
 PATTERNS = {
     "block": ks.patterns.BigBird(16, num_random_blocks=1, seed=1),
     "token": ks.patterns.SlidingWindow(9, dilation=3),
     "per_head_bias": ks.patterns.DistanceDecay(0.2, per_head=True, block_size=16),
-}
-KERNELS = {
-    "blocked": dict(implementation="blocked"),
-    "blockwise": dict(implementation="blocked", blockwise_softmax=True),
-    "segment": dict(implementation="segment"),
-    "sparse": dict(implementation="sparse"),
-    "dense": dict(implementation="dense"),
 }
 POLICIES = ("float32", "float64", "mixed_float16", "mixed_bfloat16")
 UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-24, "mixed_float16": 2.0**-11, "mixed_bfloat16": 2.0**-8}
@@ -81,7 +74,7 @@ def output_and_input_gradient(layer, jit: bool):
 def float32_reference(kernel: str, pattern_name: str):
     pattern = ks.patterns.LSH(4, num_hashes=2, chunk_size=16) if kernel == "lsh" else PATTERNS[pattern_name]
     keras.utils.set_random_seed(1)
-    layer = layer_under("float32", pattern, KERNELS.get(kernel, {}))
+    layer = layer_under("float32", pattern, KERNEL_OPTIONS.get(kernel, {}))
     return pattern, layer.get_weights(), output_and_input_gradient(layer, jit=False)
 
 
@@ -94,7 +87,7 @@ def row_errors(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
 
 def assert_close_to_float32(kernel: str, pattern_name: str, policy: str, jit: bool) -> None:
     pattern, weights, (expected, expected_gradient) = float32_reference(kernel, pattern_name)
-    layer = layer_under(policy, pattern, KERNELS.get(kernel, {}), weights)
+    layer = layer_under(policy, pattern, KERNEL_OPTIONS.get(kernel, {}), weights)
     output, gradient = output_and_input_gradient(layer, jit)
     assert np.isfinite(output).all() and np.isfinite(gradient).all()
     errors = row_errors(output, expected)
@@ -110,7 +103,7 @@ def assert_close_to_float32(kernel: str, pattern_name: str, policy: str, jit: bo
 
 
 def cases():
-    for kernel in KERNELS:
+    for kernel in KERNEL_OPTIONS:
         for pattern_name in PATTERNS:
             for policy in POLICIES:
                 for jit in (False, True):
@@ -130,14 +123,14 @@ def test_matches_the_float32_layer(kernel, pattern_name, policy, jit):
 
 
 def test_sparse_kernel_under_xla_is_refused_before_tracing():
-    layer = layer_under("float32", PATTERNS["token"], KERNELS["sparse"])
+    layer = layer_under("float32", PATTERNS["token"], KERNEL_OPTIONS["sparse"])
     with pytest.raises(ValueError, match="`implementation`.*'segment'.*Received: implementation='sparse'"):
         output_and_input_gradient(layer, jit=True)
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("kernel", KERNEL_OPTIONS)
 def test_supports_jit_says_whether_xla_can_compile_the_kernel(kernel):
-    layer = ks.layers.SparseMultiHeadAttention(HEADS, KEY_DIM, pattern=PATTERNS["token"], **KERNELS[kernel])
+    layer = ks.layers.SparseMultiHeadAttention(HEADS, KEY_DIM, pattern=PATTERNS["token"], **KERNEL_OPTIONS[kernel])
     assert layer.supports_jit is (kernel != "sparse")
     assert ks.layers.SparseMultiHeadAttention.from_config(layer.get_config()).supports_jit is layer.supports_jit
 
