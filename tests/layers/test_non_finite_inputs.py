@@ -26,7 +26,7 @@ TOLERANCE = {"float32": RELATIVE_TOLERANCE, "mixed_float16": 1e-2, "mixed_bfloat
 """Against Keras under the same policy: Keras takes its softmax in float32, the kernels in the compute dtype."""
 CASES = ("nan_unmasked", "nan_masked", "overflow", "overflow_attention_mask")
 FAR_ROWS = slice(3 * 16, SEQ_LEN)
-"""Rows whose window and gathered blocks hold no key within 40 positions of the bad token."""
+"""Rows 48-63: their windows and gathered key blocks (positions 32 on) never hold the bad token."""
 
 
 def overflowing_token(layer: keras.layers.MultiHeadAttention, policy: str) -> np.ndarray:
