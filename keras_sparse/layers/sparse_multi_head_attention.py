@@ -41,6 +41,16 @@ def checked_max_query_blocks(value: int | None) -> int | None:
     return value
 
 
+def _compiling_with_xla() -> bool:
+    """Whether the function being traced is compiled by XLA (`tf.function(jit_compile=True)`, Keras's jit_compile).
+
+    TensorFlow's own test (private in TF 2.21; tf_keras keeps a copy): such functions trace inside an XLA context.
+    """
+    from tensorflow.python.ops import control_flow_util
+
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
 def _invalid(argument: str, expected: str, received: str) -> ValueError:
     return ValueError(f"Received an invalid value for argument `{argument}`, expected {expected}. Received: {received}")
 
@@ -66,7 +76,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             - `"auto"` (default): `"blocked"`, unless blocks would compute over 32x the allowed scores,
               then `"segment"`;
             - `"blocked"`: gathered blocks, TFLite builtins only;
-            - `"sparse"`: `tf.sparse` ops, O(nnz) memory; not exportable (`keras_sparse.exportable` swaps it);
+            - `"sparse"`: `tf.sparse` ops, O(nnz) memory; not exportable (`keras_sparse.exportable` swaps it)
+              and not compiled by XLA (the layer's `supports_jit` is False, so Keras's `jit_compile="auto"`
+              leaves XLA off; under `jit_compile=True` the call raises a ValueError naming `"segment"`);
             - `"segment"`: the numbers of `"sparse"` with gathers and segment sums, builtins only;
             - `"dense"`: every score computed then masked (a reference for tests).
         max_query_blocks: optional int, the blocked kernel's most query blocks computed in one step. Smaller
@@ -191,6 +203,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         if value not in IMPLEMENTATIONS:
             raise _invalid("implementation", f"one of {IMPLEMENTATIONS}", f"implementation={value!r}")
         self._implementation = value
+        # Keras compiles a model with XLA (`jit_compile=True`, or "auto" on GPU machines) only when every layer
+        # supports it; tf.sparse ops have no XLA kernels.
+        self.supports_jit = value != "sparse"
 
     @property
     def causal(self) -> bool:
@@ -503,6 +518,13 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             if causal:
                 mask = mask & np.tri(seq_len, dtype=bool)
             return kernels.dense_masked_attention(query, key, value, mask, bias=pattern.dense_bias(seq_len), **masks)
+        if kernel == "sparse" and _compiling_with_xla():
+            raise _invalid(
+                "implementation",
+                "a kernel XLA compiles when the layer runs under `jit_compile=True`: 'segment' computes the same "
+                "numbers as 'sparse' (whose tf.sparse ops have no XLA kernels), or compile without XLA",
+                "implementation='sparse'",
+            )
         pairs = _token_pairs(pattern, seq_len, query.shape[2], causal)  # heads fold into the batch for per-head masks
         function = kernels.sparse_attention if kernel == "sparse" else kernels.segment_attention
         return function(query, key, value, pairs, **masks)

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
-from keras.src.models.functional import Functional  # the class of plain functional models; Keras is pinned to 3.15
 
+from keras_sparse.model_rebuilding import is_graph_model
 from keras_sparse.rewrites.layer_tree import PATH_SEPARATOR, sublayers, swap, walk
 from keras_sparse.rewrites.swapped_layers import with_swapped_layers
 
@@ -25,12 +25,9 @@ TASK_CHILDREN = ("backbone", "preprocessor")
 
 def rewritable(model) -> bool:
     """True for a Keras model the rewrites can copy: functional, Sequential, or a class with its own config."""
-    return isinstance(model, keras.Model) and (_is_graph(model) or type(model).get_config is not keras.Model.get_config)
-
-
-def _is_graph(layer) -> bool:
-    """True for plain functional and Sequential models: their configs list their layers."""
-    return type(layer) in (Functional, keras.Sequential)
+    return isinstance(model, keras.Model) and (
+        is_graph_model(model) or type(model).get_config is not keras.Model.get_config
+    )
 
 
 def _default_transfer(old: keras.layers.Layer, new: keras.layers.Layer) -> None:
@@ -81,7 +78,7 @@ def copy_with_replacements(layer: keras.layers.Layer, replacements: dict[int, ke
         return replacements[id(layer)]
     if not isinstance(layer, keras.layers.Layer):  # a functional graph's operation such as `x + y`
         return layer.__class__.from_config(layer.get_config())
-    if _is_graph(layer):
+    if is_graph_model(layer):
         return keras.models.clone_model(layer, clone_function=lambda op: copy_with_replacements(op, replacements))
     return _rebuilt_copy(layer, replacements)
 
