@@ -30,6 +30,16 @@ def rewritable(model) -> bool:
     )
 
 
+def check_rewritable(model) -> None:
+    """Raises a ValueError naming `model` unless the rewrites can copy it (`rewritable`)."""
+    if not rewritable(model):
+        raise ValueError(
+            "Received an invalid value for argument `model`, expected a functional or Sequential keras.Model, or "
+            "a model class with its own get_config (keras-hub's backbones and tasks): a subclassed model without "
+            f"one cannot be copied. Received: model={model!r}"
+        )
+
+
 def _default_transfer(old: keras.layers.Layer, new: keras.layers.Layer) -> None:
     new.set_weights(old.get_weights())
 
@@ -48,12 +58,7 @@ def rewrite_layers(
     Raises:
         ValueError: if `model` is not a Keras model the rewrites can copy (see `rewritable`).
     """
-    if not rewritable(model):
-        raise ValueError(
-            "Received an invalid value for argument `model`, expected a functional or Sequential keras.Model, or "
-            "a model class with its own get_config (keras-hub's backbones and tasks): a subclassed model without "
-            f"one cannot be copied. Received: model={model!r}"
-        )
+    check_rewritable(model)
     replaced, replaced_paths = [], []
     for path, _, layer in walk(model):
         if any(path.startswith(earlier + PATH_SEPARATOR) for earlier in replaced_paths):

@@ -10,7 +10,7 @@ from keras_sparse.layers import SparseMultiHeadAttention
 from keras_sparse.patterns import Pattern
 from keras_sparse.rewrites.attention_sites import AttentionSite, attention_sites
 from keras_sparse.rewrites.layer_tree import sublayers
-from keras_sparse.rewrites.rewrite_layers import copy_with_replacements, rewritable
+from keras_sparse.rewrites.rewrite_layers import check_rewritable, copy_with_replacements
 
 
 class AttentionLeftDenseWarning(UserWarning):
@@ -70,12 +70,7 @@ def sparsify(
                 f"Received an invalid value for argument `{name}`, expected a keras_sparse.patterns.Pattern. "
                 f"Received: {name}={value!r}"
             )
-    if not rewritable(model):
-        raise ValueError(
-            "Received an invalid value for argument `model`, expected a functional or Sequential keras.Model, or "
-            "a model class with its own get_config (keras-hub's backbones and tasks): a subclassed model without "
-            f"one cannot be copied. Received: model={model!r}"
-        )
+    check_rewritable(model)
     sites = attention_sites(model)
     chosen = [s for s in sites if s.unsupported is None and (not s.cross or cross_attention_pattern is not None)]
     left = [s for s in sites if s.unsupported is not None]
