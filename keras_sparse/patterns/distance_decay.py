@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, check_positive_int, register
+from keras_sparse.patterns.pattern import Pattern, register
 from keras_sparse.patterns.per_head import PerHead
+from keras_sparse.validation import boolean, number, optional_positive_int
 
 
 @register
@@ -44,24 +45,12 @@ class DistanceDecay(Pattern):
     block_size: int | None = None
 
     def __post_init__(self):
-        if isinstance(self.rate, bool) or not isinstance(self.rate, (int, float)) or not self.rate > 0:
-            raise ValueError(
-                "Received an invalid value for argument `rate`, expected a positive number. "
-                f"Received: rate={self.rate!r}"
-            )
-        if (
-            isinstance(self.threshold, bool)
-            or not isinstance(self.threshold, (int, float))
-            or not 0 < self.threshold < 1
-        ):
-            raise ValueError(
-                "Received an invalid value for argument `threshold`, expected a number in (0, 1). "
-                f"Received: threshold={self.threshold!r}"
-            )
-        if self.block_size is not None:
-            check_positive_int("block_size", self.block_size)
-        object.__setattr__(self, "rate", float(self.rate))
-        object.__setattr__(self, "threshold", float(self.threshold))
+        self._store(
+            rate=number("rate", self.rate, above=0),
+            threshold=number("threshold", self.threshold, above=0, below=1),
+            per_head=boolean("per_head", self.per_head),
+            block_size=optional_positive_int("block_size", self.block_size),
+        )
 
     @property
     def max_distance(self) -> int:
