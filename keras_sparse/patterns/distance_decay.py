@@ -54,7 +54,8 @@ class DistanceDecay(Pattern):
 
     @property
     def max_distance(self) -> int:
-        return math.floor(math.log(1 / self.threshold) / self.rate)
+        """The band's half-width, `floor(ln(1 / threshold) / rate)` (at most 2**62: wider than any sequence)."""
+        return math.floor(min(math.log(1 / self.threshold) / self.rate, 2**62))
 
     def allowed(self, query_index, key_index, seq_len):
         return np.abs(np.asarray(query_index) - np.asarray(key_index)) <= self.max_distance

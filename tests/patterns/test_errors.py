@@ -101,3 +101,9 @@ def test_numpy_scalars_are_accepted_and_stored_as_python_numbers(make):
     assert type(from_numpy).from_config(config) == from_python
     if not from_numpy.dynamic:
         np.testing.assert_array_equal(from_numpy.mask(np.int64(12)), from_python.mask(12))
+
+
+def test_a_vanishing_decay_rate_covers_every_key_instead_of_overflowing():
+    """ln(1 / threshold) / rate overflows a float for rate 5e-324 (it raised OverflowError)."""
+    pattern = ks.patterns.DistanceDecay(5e-324)
+    assert pattern.max_distance == 2**62 and pattern.mask(6).all()
