@@ -61,7 +61,9 @@ class DistanceDecay(Pattern):
         return np.abs(np.asarray(query_index) - np.asarray(key_index)) <= self.max_distance
 
     def bias(self, query_index, key_index, seq_len):
-        return (-self.rate * np.abs(np.asarray(query_index) - np.asarray(key_index))).astype(np.float32)
+        with np.errstate(over="ignore"):  # a steep decay overflows far off the band: float32's lowest there
+            bias = -self.rate * np.abs(np.asarray(query_index, np.float64) - np.asarray(key_index, np.float64))
+        return np.maximum(bias, np.finfo(np.float32).min).astype(np.float32)
 
     def for_heads(self, num_heads):
         if not self.per_head:

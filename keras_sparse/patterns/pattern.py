@@ -130,14 +130,14 @@ class Pattern:
         block_size = self.resolve_block_size(block_size)
         if self.num_heads is not None:
             return np.stack([self.head(h).layout(seq_len, block_size) for h in range(self.num_heads)])
-        num_blocks = num_blocks_for(seq_len, block_size)
         keys = np.arange(seq_len)[None, :]
-        padded = np.zeros((num_blocks, num_blocks * block_size), dtype=bool)
-        for query_block in range(num_blocks):
-            queries = np.arange(query_block * block_size, min(seq_len, (query_block + 1) * block_size))
+        block_starts = np.arange(0, seq_len, block_size)
+        layout = np.zeros((len(block_starts), len(block_starts)), dtype=bool)
+        for query_block, start in enumerate(block_starts):
+            queries = np.arange(start, min(seq_len, start + block_size))
             rows = np.broadcast_to(self.allowed(queries[:, None], keys, seq_len), (len(queries), seq_len))
-            padded[query_block, :seq_len] = rows.any(axis=0)
-        return padded.reshape(num_blocks, num_blocks, block_size).any(axis=-1)
+            layout[query_block] = np.logical_or.reduceat(rows.any(axis=0), block_starts)
+        return layout
 
     def _store(self, **values) -> None:
         """Sets checked values of fields on the frozen dataclass (NumPy scalars become Python numbers)."""

@@ -107,3 +107,16 @@ def test_a_vanishing_decay_rate_covers_every_key_instead_of_overflowing():
     """ln(1 / threshold) / rate overflows a float for rate 5e-324 (it raised OverflowError)."""
     pattern = ks.patterns.DistanceDecay(5e-324)
     assert pattern.max_distance == 2**62 and pattern.mask(6).all()
+
+
+def test_a_block_larger_than_the_sequence_makes_one_block_without_padding_to_it():
+    """The layout padded keys to num_blocks * block_size: a 1 TiB array for block_size=2**40 (MemoryError)."""
+    layout = ks.patterns.SlidingWindow(2, block_size=2**40).layout(3)
+    assert layout.tolist() == [[True]]
+    assert ks.patterns.SlidingWindow(2, block_size=4).layout(10).tolist() == [[1, 1, 0], [1, 1, 1], [0, 1, 1]]
+
+
+def test_a_steep_decay_keeps_its_bias_finite():
+    """-rate * |i - j| overflowed float32 to -inf off the band (for rate 1e300), which kernels then multiply."""
+    bias = ks.patterns.DistanceDecay(1e300).dense_bias(4)
+    assert np.isfinite(bias).all() and (np.diag(bias) == 0).all() and bias[0, 3] == np.finfo(np.float32).min
