@@ -26,9 +26,11 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'converters' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+    # All at once: importing the submodule converters.to_tflite (as converters.to_micro does) sets this package's
+    # attribute `to_tflite` to that module, which would hide the function from later `from converters import`.
+    for export, module in _EXPORTS.items():
+        globals()[export] = getattr(importlib.import_module(module), export)  # later lookups skip this function
+    return globals()[name]
 
 
 def __dir__():

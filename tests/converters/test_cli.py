@@ -56,6 +56,14 @@ def test_help_answers_without_loading_tensorflow():
     assert result.returncode == 0, result.stderr[-500:]
 
 
+@pytest.mark.parametrize("names", ["to_micro, to_tflite", "predict, to_micro, to_tflite", "MODES, to_tflite"])
+def test_lazy_exports_are_the_functions_in_any_import_order(names):
+    """`to_micro` imports the submodule `converters.to_tflite`, which set the package's `to_tflite` to the module."""
+    code = f"from converters import {names}\nassert callable(to_tflite) and not hasattr(to_tflite, '__file__')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-500:]
+
+
 def convert_int8(saved, out, *extra) -> int:
     """Runs `keras-sparse convert` on the saved model in int8 with its calibration data."""
     model, calibration = str(saved / "model.keras"), str(saved / "calibration.npy")

@@ -242,8 +242,9 @@ def test_seq_len_fixes_a_dynamic_length_and_must_agree(tmp_path):
 
 
 def test_bad_arguments_name_themselves(trained_classifier, tmp_path):
-    with pytest.raises(ValueError, match="`quantization`"):
-        to_tflite(trained_classifier, tmp_path / "m.tflite", quantization="int4")
+    for quantization in ("int4", ["int8"], None):  # a list raised "unhashable type", naming nothing
+        with pytest.raises(ValueError, match="`quantization`"):
+            to_tflite(trained_classifier, tmp_path / "m.tflite", quantization=quantization)
     with pytest.raises(ValueError, match="`representative_data`"):
         to_tflite(trained_classifier, tmp_path / "m.tflite", quantization="int8")
     with pytest.raises(ValueError, match="`verification_data`"):
