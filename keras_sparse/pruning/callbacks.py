@@ -50,12 +50,13 @@ def _layer_filter(layers):
         return lambda layer: True
     if callable(layers):
         return layers
-    if isinstance(layers, (list, tuple, set)):
+    if isinstance(layers, (list, tuple, set)) and all(isinstance(item, (str, keras.layers.Layer)) for item in layers):
         names = {item if isinstance(item, str) else item.name for item in layers}
         return lambda layer: layer.name in names
-    raise ValueError(
-        "Received an invalid value for argument `layers`, expected None (every layer the structure can take), a "
-        f"list of layers or layer names, or a callable layer -> bool. Received: layers={layers!r}"
+    raise invalid_argument(
+        "layers",
+        "None (every layer the structure can take), a list of layers or layer names, or a callable layer -> bool",
+        f"layers={layers!r}",
     )
 
 

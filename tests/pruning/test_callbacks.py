@@ -86,6 +86,7 @@ def test_attention_blocks_keep_the_blocks_attention_uses():
         (dict(schedule=every_step(0.5), structure="rows"), "`structure`"),
         (dict(schedule=0.5, structure="heads"), "`schedule`"),
         (dict(schedule=every_step(0.5), structure="heads", layers=3), "`layers`"),
+        (dict(schedule=every_step(0.5), structure="heads", layers=(1, 2)), "`layers`"),
         (dict(schedule=every_step(0.5), structure="n:m", n_m=(4, 2)), "`n_m`"),
         (dict(schedule=every_step(0.5), structure="n:m", n_m=4), "`n_m`"),
         (dict(schedule=every_step(0.5), structure="blocks", block_shape=(1, 0)), "`block_shape`"),
