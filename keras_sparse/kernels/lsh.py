@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_sparse.kernels.masked_softmax import MASK_MARGIN, masked_fill
+from keras_sparse.kernels.masked_softmax import MASK_MARGIN, finite_scores, masked_fill
 from keras_sparse.kernels.padding import pad_sequence
 from keras_sparse.patterns.lsh import LSH
 
@@ -78,7 +78,8 @@ def lsh_attention(query, key, value, pattern: LSH, key_mask=None, causal: bool =
         key_mask = pad_sequence(key_mask, seq_len)
     q, k, v = (tf.transpose(x, (0, 2, 1, 3)) for x in (query, key, value))  # (B, H, T, d)
 
-    rotated = tf.einsum("bhtd,hrdn->bhrtn", k, tf.constant(pattern.rotations(heads, key_dim)))
+    rotations = tf.constant(pattern.rotations(heads, key_dim), tf.float32)  # hashed in float32 under every policy
+    rotated = tf.einsum("bhtd,hrdn->bhrtn", tf.cast(k, tf.float32), rotations)
     buckets = tf.argmax(tf.concat([rotated, -rotated], axis=-1), axis=-1, output_type=tf.int32)  # (B, H, R, T)
     positions = tf.range(seq_len, dtype=tf.int32)
     order = tf.argsort(buckets * seq_len + positions, axis=-1, stable=True)  # (B, H, R, T): sorted positions
@@ -100,11 +101,12 @@ def lsh_attention(query, key, value, pattern: LSH, key_mask=None, causal: bool =
     # Reformer's shared-QK rule: a query attends itself only when it has no other key. Its own score sits
     # MASK_MARGIN below every allowed score, and masked scores another MASK_MARGIN below that.
     is_self = tf.equal(_as_rows(query_pos), _as_columns(key_pos))
-    self_score = masked_fill(scores)
+    scores = finite_scores(scores)
+    self_score = masked_fill(scores)  # per row: (B, H, R, chunks, c, 1)
     scores = tf.where(allowed, scores, self_score - MASK_MARGIN)
     scores = tf.where(tf.logical_and(is_self, allowed), self_score, scores)
     log_norm = tf.reduce_logsumexp(scores, axis=-1, keepdims=True)
-    probs = tf.exp(scores - log_norm)
+    probs = tf.where(allowed, tf.exp(scores - log_norm), tf.zeros_like(scores))  # masked keys: exactly zero
     sorted_v = _with_previous_chunk(chunked(_sorted_gather(v, order)))
     sorted_out = _matmul(dropout(probs) if dropout else probs, sorted_v)  # (B, H, R, chunks, c, dv)
 

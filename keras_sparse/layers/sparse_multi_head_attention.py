@@ -69,6 +69,16 @@ def _checked_keras_arguments(layer, args: tuple, kwargs: dict) -> dict:
     return {**arguments, **bound.get("kwargs", {})}
 
 
+def _compiling_with_xla() -> bool:
+    """Whether the function being traced is compiled by XLA (`tf.function(jit_compile=True)`, Keras's jit_compile).
+
+    TensorFlow's own test (private in TF 2.21; tf_keras keeps a copy): such functions trace inside an XLA context.
+    """
+    from tensorflow.python.ops import control_flow_util
+
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
 @keras.saving.register_keras_serializable(package="keras_sparse")
 class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     """Multi-head attention restricted to a sparse pattern; a drop-in for `keras.layers.MultiHeadAttention`.
@@ -90,7 +100,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             - `"auto"` (default): `"blocked"`, unless blocks would compute over 32x the allowed scores,
               then `"segment"`;
             - `"blocked"`: gathered blocks, TFLite builtins only;
-            - `"sparse"`: `tf.sparse` ops, O(nnz) memory; not exportable (`keras_sparse.exportable` swaps it);
+            - `"sparse"`: `tf.sparse` ops, O(nnz) memory; not exportable (`keras_sparse.exportable` swaps it)
+              and not compiled by XLA (the layer's `supports_jit` is False, so Keras's `jit_compile="auto"`
+              leaves XLA off; under `jit_compile=True` the call raises a ValueError naming `"segment"`);
             - `"segment"`: the numbers of `"sparse"` with gathers and segment sums, builtins only;
             - `"dense"`: every score computed then masked (a reference for tests).
         max_query_blocks: optional int, the blocked kernel's most query blocks computed in one step. Smaller
@@ -157,6 +169,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             )
         self._pattern = pattern
         self._implementation = implementation
+        # Keras compiles a model with XLA (`jit_compile=True`, or "auto" on GPU machines) only when every layer
+        # supports it; tf.sparse ops have no XLA kernels.
+        self.supports_jit = implementation != "sparse"
         self.max_query_blocks = max_query_blocks
         self.blockwise_softmax = blockwise_softmax
         self._block_mass_sink = None
@@ -385,6 +400,13 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             if use_causal_mask:
                 mask = mask & np.tri(seq_len, dtype=bool)
             return kernels.dense_masked_attention(query, key, value, mask, bias=pattern.dense_bias(seq_len), **masks)
+        if kernel == "sparse" and _compiling_with_xla():
+            raise invalid_argument(
+                "implementation",
+                "a kernel XLA compiles when the layer runs under `jit_compile=True`: 'segment' computes the same "
+                "numbers as 'sparse' (whose tf.sparse ops have no XLA kernels), or compile without XLA",
+                "implementation='sparse'",
+            )
         pairs = _token_pairs(pattern, seq_len, self._num_heads, use_causal_mask)
         function = kernels.sparse_attention if kernel == "sparse" else kernels.segment_attention
         return function(query, key, value, pairs, **masks)

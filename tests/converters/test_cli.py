@@ -49,21 +49,6 @@ def test_help_documents_every_flag():
         assert flag in result.stdout
 
 
-def test_help_answers_without_loading_tensorflow():
-    code = "import sys; from converters.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n"
-    code += "assert 'tensorflow' not in sys.modules, 'help imported TensorFlow'"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-500:]
-
-
-@pytest.mark.parametrize("names", ["to_micro, to_tflite", "predict, to_micro, to_tflite", "MODES, to_tflite"])
-def test_lazy_exports_are_the_functions_in_any_import_order(names):
-    """`to_micro` imports the submodule `converters.to_tflite`, which set the package's `to_tflite` to the module."""
-    code = f"from converters import {names}\nassert callable(to_tflite) and not hasattr(to_tflite, '__file__')"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-500:]
-
-
 def convert_int8(saved, out, *extra) -> int:
     """Runs `keras-sparse convert` on the saved model in int8 with its calibration data."""
     model, calibration = str(saved / "model.keras"), str(saved / "calibration.npy")
