@@ -1,7 +1,8 @@
 """keras_sparse's parts depend on each other in one direction only, and never on converters or keras-hub.
 
 The order: patterns -> kernels -> layers -> models / rewrites / pruning / summary / positions; datasets
-stands alone; validation (argument checks) comes first, under every part; `converters` (a top-level package) may use all of keras_sparse, never the reverse.
+stands alone; validation (argument checks) comes first, under every part; `converters` (a top-level package)
+may use all of keras_sparse, never the reverse.
 """
 
 import ast
