@@ -10,8 +10,8 @@ from collections.abc import Callable
 import keras
 
 from keras_sparse.layers import CenteredLayerNormalization, SparseMultiHeadAttention, SparseTransformerEncoder
-from keras_sparse.layers.sparse_multi_head_attention import checked_max_query_blocks
 from keras_sparse.patterns import Pattern
+from keras_sparse.validation import optional_positive_int
 
 EXPORT_FORMS = {"sparse": "segment"}
 """Kernels that cannot be exported to TFLite builtins, and their builtins-only twins (same numbers)."""
@@ -158,7 +158,7 @@ def with_max_query_blocks(model: keras.Model, max_query_blocks: int) -> keras.Mo
     >>> ks.rewrites.with_max_query_blocks(keras.Model(x, attention(x, x)), 2).layers[1].max_query_blocks
     2
     """
-    checked_max_query_blocks(max_query_blocks)
+    optional_positive_int("max_query_blocks", max_query_blocks)
     copy = rewrite_layers(model, lambda layer: None)
     for layer in _attention_layers(copy):
         if layer.max_query_blocks is None:

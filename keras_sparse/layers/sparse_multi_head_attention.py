@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 
 import keras
 import numpy as np
@@ -12,6 +13,15 @@ from keras.src.backend import set_keras_mask  # as Keras's own MultiHeadAttentio
 
 from keras_sparse import kernels
 from keras_sparse.patterns import Dense, Pattern, SlidingWindow
+from keras_sparse.validation import (
+    boolean,
+    fraction,
+    invalid_argument,
+    is_integer,
+    one_of,
+    optional_positive_int,
+    positive_int,
+)
 
 IMPLEMENTATIONS = ("auto", "blocked", "sparse", "segment", "dense")
 
@@ -34,11 +44,29 @@ def _token_pairs(pattern: Pattern, seq_len: int, num_heads: int, causal: bool) -
     return kernels.plan_token_pairs(pattern, seq_len, num_heads, causal=causal)
 
 
-def checked_max_query_blocks(value: int | None) -> int | None:
-    """`value` if it is None or a positive int; otherwise a ValueError naming `max_query_blocks`."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise _invalid("max_query_blocks", "None or a positive int", f"max_query_blocks={value!r}")
-    return value
+_KERAS_SIGNATURE = inspect.signature(keras.layers.MultiHeadAttention.__init__)
+_KERAS_CHECKS = {
+    "num_heads": positive_int,
+    "key_dim": positive_int,
+    "value_dim": optional_positive_int,
+    "dropout": fraction,
+    "use_bias": boolean,
+    "sliding_window": optional_positive_int,
+    "use_gate": boolean,
+}
+"""Keras's own checks refuse NumPy integers and take any value as a flag; these accept the one, refuse the other."""
+
+
+def _checked_keras_arguments(layer, args: tuple, kwargs: dict) -> dict:
+    """Keras's `MultiHeadAttention.__init__` arguments by name, numbers as Python numbers and flags as bools."""
+    bound = _KERAS_SIGNATURE.bind(layer, *args, **kwargs).arguments
+    arguments = {name: value for name, value in bound.items() if name not in ("self", "kwargs")}
+    for name, check in _KERAS_CHECKS.items():
+        if name in arguments:
+            arguments[name] = check(name, arguments[name])
+    if is_integer(arguments.get("output_shape")):
+        arguments["output_shape"] = int(arguments["output_shape"])
+    return {**arguments, **bound.get("kwargs", {})}
 
 
 def _compiling_with_xla() -> bool:
@@ -49,10 +77,6 @@ def _compiling_with_xla() -> bool:
     from tensorflow.python.ops import control_flow_util
 
     return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
-
-
-def _invalid(argument: str, expected: str, received: str) -> ValueError:
-    return ValueError(f"Received an invalid value for argument `{argument}`, expected {expected}. Received: {received}")
 
 
 @keras.saving.register_keras_serializable(package="keras_sparse")
@@ -122,24 +146,23 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         blockwise_softmax: bool = False,
         **kwargs,
     ):
-        super().__init__(*args, **kwargs)
+        super().__init__(**_checked_keras_arguments(self, args, kwargs))
         if pattern is None:
             pattern = Dense()
         if not isinstance(pattern, Pattern):
-            raise _invalid(
+            raise invalid_argument(
                 "pattern", "a keras_sparse.patterns.Pattern (e.g. SlidingWindow(256))", f"pattern={pattern!r}"
             )
-        if implementation not in IMPLEMENTATIONS:
-            raise _invalid("implementation", f"one of {IMPLEMENTATIONS}", f"implementation={implementation!r}")
+        one_of("implementation", implementation, IMPLEMENTATIONS)
         if self._attention_axes is not None and tuple(self._attention_axes) not in ((1,), (-3,)):
-            raise _invalid(
+            raise invalid_argument(
                 "attention_axes",
                 "None (attention over the sequence axis of (B, T, dim) inputs)",
                 f"attention_axes={self._attention_axes}",
             )
         pattern.for_heads(self._num_heads)  # raises if a per-head pattern has another head count
         if pattern.dynamic and (implementation != "auto" or self._sliding_window is not None):
-            raise _invalid(
+            raise invalid_argument(
                 "implementation",
                 "'auto' and no `sliding_window` for an input-dependent pattern (LSH runs on its own kernel)",
                 f"implementation={implementation!r}, sliding_window={self._sliding_window}",
@@ -164,7 +187,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     @max_query_blocks.setter
     def max_query_blocks(self, value: int | None) -> None:
         """Takes effect when the layer is next traced."""
-        self._max_query_blocks = checked_max_query_blocks(value)
+        self._max_query_blocks = optional_positive_int("max_query_blocks", value)
 
     @property
     def blockwise_softmax(self) -> bool:
@@ -173,9 +196,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     @blockwise_softmax.setter
     def blockwise_softmax(self, value: bool) -> None:
         """Takes effect when the layer is next traced."""
-        if not isinstance(value, bool):
-            raise _invalid("blockwise_softmax", "True or False", f"blockwise_softmax={value!r}")
-        self._blockwise_softmax = value
+        self._blockwise_softmax = boolean("blockwise_softmax", value)
 
     @property
     def implementation(self) -> str:
@@ -218,7 +239,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     def build(self, query_shape, value_shape, key_shape=None):
         for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
             if shape is not None and len(shape) != 3:
-                raise _invalid(name, "a rank-3 tensor (batch, sequence, features)", f"{name}.shape={tuple(shape)}")
+                raise invalid_argument(
+                    name, "a rank-3 tensor (batch, sequence, features)", f"{name}.shape={tuple(shape)}"
+                )
         self._built_seq_len = query_shape[1]
         super().build(query_shape, value_shape, key_shape)
 
@@ -266,7 +289,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
                 ("return_attention_scores", return_attention_scores),
             ):
                 if given:
-                    raise _invalid(name, "none with an LSH pattern (its mask depends on the input)", f"{name} given")
+                    raise invalid_argument(
+                        name, "none with an LSH pattern (its mask depends on the input)", f"{name} given"
+                    )
         if attention_mask is not None:
             attention_mask = self._check_attention_mask(attention_mask, seq_len)
 
@@ -291,7 +316,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     def _check_sequences(self, query, value, key) -> int:
         seq_len = query.shape[1]
         if seq_len is None:
-            raise _invalid(
+            raise invalid_argument(
                 "query",
                 "a static sequence length (sparse kernels build their tables for one length); give the model "
                 "a fixed-length input, e.g. keras.Input(shape=(1024, dim))",
@@ -299,7 +324,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             )
         for name, tensor in (("value", value), ("key", key)):
             if tensor.shape[1] != seq_len:
-                raise _invalid(
+                raise invalid_argument(
                     name,
                     f"the query's sequence length {seq_len} (self-attention patterns are square)",
                     f"{name}.shape={tuple(tensor.shape)}",
@@ -313,7 +338,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             attention_mask = ops.expand_dims(attention_mask, 0)
             shape = (1, *shape)
         if len(shape) != 3 or shape[1:] != (seq_len, seq_len):
-            raise _invalid(
+            raise invalid_argument(
                 "attention_mask",
                 f"a boolean mask of shape (batch, {seq_len}, {seq_len}) or ({seq_len}, {seq_len})",
                 f"attention_mask.shape={tuple(attention_mask.shape)}",
@@ -376,7 +401,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
                 mask = mask & np.tri(seq_len, dtype=bool)
             return kernels.dense_masked_attention(query, key, value, mask, bias=pattern.dense_bias(seq_len), **masks)
         if kernel == "sparse" and _compiling_with_xla():
-            raise _invalid(
+            raise invalid_argument(
                 "implementation",
                 "a kernel XLA compiles when the layer runs under `jit_compile=True`: 'segment' computes the same "
                 "numbers as 'sparse' (whose tf.sparse ops have no XLA kernels), or compile without XLA",
