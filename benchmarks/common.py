@@ -1,4 +1,4 @@
-"""Pieces the training benchmarks share: the pruning schedule they use and LiteRT accuracy."""
+"""Pieces the training benchmarks share: seeding, the pruning schedule they use and LiteRT accuracy."""
 
 from __future__ import annotations
 
@@ -11,6 +11,19 @@ import sys
 import time
 
 import numpy as np
+
+
+def reproducible(seed: int = 0) -> None:
+    """Seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`) and makes TensorFlow's ops deterministic.
+
+    With op determinism, a run gives the same numbers as the last one on the same machine (TensorFlow's threaded
+    reductions otherwise add in varying orders); other machines may still differ. It is set for the whole process.
+    """
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 def pruning_schedule(total_steps: int, sparsity: float):

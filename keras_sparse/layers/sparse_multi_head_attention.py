@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 
 import keras
 import numpy as np
@@ -12,6 +13,15 @@ from keras.src.backend import set_keras_mask  # as Keras's own MultiHeadAttentio
 
 from keras_sparse import kernels
 from keras_sparse.patterns import Dense, Pattern, SlidingWindow
+from keras_sparse.validation import (
+    boolean,
+    fraction,
+    invalid_argument,
+    is_integer,
+    one_of,
+    optional_positive_int,
+    positive_int,
+)
 
 IMPLEMENTATIONS = ("auto", "blocked", "sparse", "segment", "dense")
 
@@ -34,11 +44,29 @@ def _token_pairs(pattern: Pattern, seq_len: int, num_heads: int, causal: bool) -
     return kernels.plan_token_pairs(pattern, seq_len, num_heads, causal=causal)
 
 
-def checked_max_query_blocks(value: int | None) -> int | None:
-    """`value` if it is None or a positive int; otherwise a ValueError naming `max_query_blocks`."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise _invalid("max_query_blocks", "None or a positive int", f"max_query_blocks={value!r}")
-    return value
+_KERAS_SIGNATURE = inspect.signature(keras.layers.MultiHeadAttention.__init__)
+_KERAS_CHECKS = {
+    "num_heads": positive_int,
+    "key_dim": positive_int,
+    "value_dim": optional_positive_int,
+    "dropout": fraction,
+    "use_bias": boolean,
+    "sliding_window": optional_positive_int,
+    "use_gate": boolean,
+}
+"""Keras's own checks refuse NumPy integers and take any value as a flag; these accept the one, refuse the other."""
+
+
+def _checked_keras_arguments(layer, args: tuple, kwargs: dict) -> dict:
+    """Keras's `MultiHeadAttention.__init__` arguments by name, numbers as Python numbers and flags as bools."""
+    bound = _KERAS_SIGNATURE.bind(layer, *args, **kwargs).arguments
+    arguments = {name: value for name, value in bound.items() if name not in ("self", "kwargs")}
+    for name, check in _KERAS_CHECKS.items():
+        if name in arguments:
+            arguments[name] = check(name, arguments[name])
+    if is_integer(arguments.get("output_shape")):
+        arguments["output_shape"] = int(arguments["output_shape"])
+    return {**arguments, **bound.get("kwargs", {})}
 
 
 def _compiling_with_xla() -> bool:
@@ -49,10 +77,6 @@ def _compiling_with_xla() -> bool:
     from tensorflow.python.ops import control_flow_util
 
     return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
-
-
-def _invalid(argument: str, expected: str, received: str) -> ValueError:
-    return ValueError(f"Received an invalid value for argument `{argument}`, expected {expected}. Received: {received}")
 
 
 @keras.saving.register_keras_serializable(package="keras_sparse")
@@ -140,31 +164,29 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         causal: bool = False,
         **kwargs,
     ):
-        super().__init__(*args, **kwargs)
+        super().__init__(**_checked_keras_arguments(self, args, kwargs))
         if pattern is None:
             pattern = Dense()
         if not isinstance(pattern, Pattern):
-            raise _invalid(
+            raise invalid_argument(
                 "pattern", "a keras_sparse.patterns.Pattern (e.g. SlidingWindow(256))", f"pattern={pattern!r}"
             )
         self.implementation = implementation
         if self._attention_axes is not None and tuple(self._attention_axes) not in ((1,), (-3,)):
-            raise _invalid(
+            raise invalid_argument(
                 "attention_axes",
                 "None (attention over the sequence axis of (B, T, dim) inputs)",
                 f"attention_axes={self._attention_axes}",
             )
         pattern.for_heads(self._num_heads)  # raises if a per-head pattern has another head count
         if pattern.dynamic and (implementation != "auto" or self._sliding_window is not None):
-            raise _invalid(
+            raise invalid_argument(
                 "implementation",
                 "'auto' and no `sliding_window` for an input-dependent pattern (LSH runs on its own kernel)",
                 f"implementation={implementation!r}, sliding_window={self._sliding_window}",
             )
-        if not isinstance(causal, bool):
-            raise _invalid("causal", "True or False", f"causal={causal!r}")
         self._pattern = pattern
-        self._causal = causal
+        self._causal = boolean("causal", causal)
         self.max_query_blocks = max_query_blocks
         self.blockwise_softmax = blockwise_softmax
         self._block_mass_sink = None
@@ -180,7 +202,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     @max_query_blocks.setter
     def max_query_blocks(self, value: int | None) -> None:
         """Takes effect when the layer is next traced."""
-        self._max_query_blocks = checked_max_query_blocks(value)
+        self._max_query_blocks = optional_positive_int("max_query_blocks", value)
 
     @property
     def blockwise_softmax(self) -> bool:
@@ -189,9 +211,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     @blockwise_softmax.setter
     def blockwise_softmax(self, value: bool) -> None:
         """Takes effect when the layer is next traced."""
-        if not isinstance(value, bool):
-            raise _invalid("blockwise_softmax", "True or False", f"blockwise_softmax={value!r}")
-        self._blockwise_softmax = value
+        self._blockwise_softmax = boolean("blockwise_softmax", value)
 
     @property
     def implementation(self) -> str:
@@ -200,9 +220,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     @implementation.setter
     def implementation(self, value: str) -> None:
         """Takes effect when the layer is next traced (`keras_sparse.exportable` sets it on a copy)."""
-        if value not in IMPLEMENTATIONS:
-            raise _invalid("implementation", f"one of {IMPLEMENTATIONS}", f"implementation={value!r}")
-        self._implementation = value
+        self._implementation = one_of("implementation", value, IMPLEMENTATIONS)
         # Keras compiles a model with XLA (`jit_compile=True`, or "auto" on GPU machines) only when every layer
         # supports it; tf.sparse ops have no XLA kernels.
         self.supports_jit = value != "sparse"
@@ -249,7 +267,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     def build(self, query_shape, value_shape, key_shape=None):
         for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
             if shape is not None and len(shape) != 3:
-                raise _invalid(name, "a rank-3 tensor (batch, sequence, features)", f"{name}.shape={tuple(shape)}")
+                raise invalid_argument(
+                    name, "a rank-3 tensor (batch, sequence, features)", f"{name}.shape={tuple(shape)}"
+                )
         self._built_seq_len = query_shape[1]
         super().build(query_shape, value_shape, key_shape)
 
@@ -340,7 +360,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
 
     def _check_inputs(self, query, value, key, cache, cache_update_index, attention_mask, return_attention_scores):
         if query.shape[1] is None:
-            raise _invalid(
+            raise invalid_argument(
                 "query",
                 "a static sequence length (sparse kernels build their tables for one length); give the model "
                 "a fixed-length input, e.g. keras.Input(shape=(1024, dim)), or, with keras-hub models, pad every "
@@ -349,15 +369,15 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
                 f"query.shape={tuple(query.shape)}",
             )
         if key.shape[1] != value.shape[1]:
-            raise _invalid("key", f"value's sequence length {value.shape[1]}", f"key.shape={tuple(key.shape)}")
+            raise invalid_argument("key", f"value's sequence length {value.shape[1]}", f"key.shape={tuple(key.shape)}")
         if cache is None and cache_update_index is not None:
-            raise _invalid(
+            raise invalid_argument(
                 "cache_update_index", "None when no `cache` is given", f"cache_update_index={cache_update_index}"
             )
         if cache is not None:
             given = tuple(cache.shape)
             if len(given) != 5 or given[1] != 2 or given[3:] != (self._num_heads, self._key_dim):
-                raise _invalid(
+                raise invalid_argument(
                     "cache",
                     f"a (batch, 2, max_length, {self._num_heads}, {self._key_dim}) key/value cache, as keras-hub's "
                     "CachedMultiHeadAttention's",
@@ -370,7 +390,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
                 ("cache", cache is not None),
             ):
                 if given:
-                    raise _invalid(name, "none with an LSH pattern (its mask depends on the input)", f"{name} given")
+                    raise invalid_argument(
+                        name, "none with an LSH pattern (its mask depends on the input)", f"{name} given"
+                    )
 
     def _keys_and_values(self, key, value, cache, cache_update_index):
         """The projected keys and values the queries attend, and the updated cache (keras-hub's protocol)."""
@@ -396,7 +418,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             f"a boolean mask broadcastable to (batch, {query_len}, {key_len}) or (batch, heads, {query_len}, {key_len})"
         )
         if len(shape) not in (2, 3, 4):
-            raise _invalid("attention_mask", expected, f"attention_mask.shape={shape}")
+            raise invalid_argument("attention_mask", expected, f"attention_mask.shape={shape}")
         mask = ops.cast(attention_mask, "bool")
         if len(shape) == 2:
             mask, shape = mask[None, None], (1, 1, *shape)
@@ -404,7 +426,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             mask, shape = mask[:, None], (shape[0], 1, *shape[1:])
         heads, rows, columns = shape[1:]
         if heads not in (1, self._num_heads) or rows not in (1, query_len) or columns not in (1, key_len):
-            raise _invalid("attention_mask", expected, f"attention_mask.shape={tuple(attention_mask.shape)}")
+            raise invalid_argument("attention_mask", expected, f"attention_mask.shape={tuple(attention_mask.shape)}")
         if heads == 1 and rows == 1:
             keys = ops.broadcast_to(mask[:, 0, 0, :], (batch_size, key_len))
             return (keys if key_padding is None else ops.logical_and(key_padding, keys)), None, None
@@ -412,7 +434,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         if heads == 1:
             return key_padding, mask[:, 0], None
         if self.effective_pattern.num_heads is not None:
-            raise _invalid(
+            raise invalid_argument(
                 "attention_mask",
                 "one mask for all heads with a per-head pattern (give the per-head part to the pattern)",
                 f"attention_mask.shape={tuple(attention_mask.shape)}",
@@ -519,7 +541,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
                 mask = mask & np.tri(seq_len, dtype=bool)
             return kernels.dense_masked_attention(query, key, value, mask, bias=pattern.dense_bias(seq_len), **masks)
         if kernel == "sparse" and _compiling_with_xla():
-            raise _invalid(
+            raise invalid_argument(
                 "implementation",
                 "a kernel XLA compiles when the layer runs under `jit_compile=True`: 'segment' computes the same "
                 "numbers as 'sparse' (whose tf.sparse ops have no XLA kernels), or compile without XLA",

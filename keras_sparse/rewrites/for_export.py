@@ -10,9 +10,9 @@ from __future__ import annotations
 import keras
 
 from keras_sparse.layers import CenteredLayerNormalization, SparseMultiHeadAttention, SparseTransformerEncoder
-from keras_sparse.layers.sparse_multi_head_attention import checked_max_query_blocks
 from keras_sparse.rewrites.layer_tree import walk
 from keras_sparse.rewrites.rewrite_layers import rewrite_layers
+from keras_sparse.validation import optional_positive_int
 
 EXPORT_FORMS = {"sparse": "segment"}
 """Kernels that cannot be exported to TFLite builtins, and their builtins-only twins (same numbers)."""
@@ -93,7 +93,7 @@ def with_max_query_blocks(model: keras.Model, max_query_blocks: int) -> keras.Mo
     >>> ks.rewrites.with_max_query_blocks(keras.Model(x, attention(x, x)), 2).layers[1].max_query_blocks
     2
     """
-    checked_max_query_blocks(max_query_blocks)
+    optional_positive_int("max_query_blocks", max_query_blocks)
 
     def change(layer):
         if isinstance(layer, SparseMultiHeadAttention) and layer.max_query_blocks is None:
