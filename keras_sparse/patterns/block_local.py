@@ -28,6 +28,8 @@ class BlockLocal(Pattern):
            [0, 0, 1, 1]])
     """
 
+    length_independent = True
+
     block_size: int = dataclasses.field()  # required: the base class's None is not a default
 
     def __post_init__(self):

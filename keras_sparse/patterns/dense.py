@@ -25,6 +25,8 @@ class Dense(Pattern):
     True
     """
 
+    length_independent = True
+
     block_size: int | None = None
 
     def __post_init__(self):

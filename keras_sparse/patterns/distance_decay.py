@@ -39,6 +39,8 @@ class DistanceDecay(Pattern):
     Reference: Press et al. 2022, "Train Short, Test Long: Attention with Linear Biases" (ALiBi).
     """
 
+    length_independent = True
+
     rate: float
     threshold: float = 1e-3
     per_head: bool = False

@@ -35,6 +35,8 @@ class Fixed(Pattern):
     Reference: Child et al. 2019, "Generating Long Sequences with Sparse Transformers".
     """
 
+    length_independent = True
+
     block_size: int = dataclasses.field()  # required: the base class's None is not a default
     summary_size: int
     heads: str = "shared"

@@ -57,6 +57,10 @@ class Pattern:
     dynamic: bool = False
     """True for patterns that depend on the input (LSH): no static mask; a dedicated kernel computes them."""
 
+    length_independent: bool = False
+    """True when `allowed` and `bias` do not depend on `seq_len`: the pattern then has a rectangular form
+    (`rectangular_mask`), which cross-attention uses when queries and keys differ in length."""
+
     def allowed(self, query_index: np.ndarray, key_index: np.ndarray, seq_len: int) -> np.ndarray:
         """True where query `query_index` may attend key `key_index` (broadcasting integer arrays).
 
@@ -93,6 +97,48 @@ class Pattern:
             return np.stack([self.head(h).mask(seq_len) for h in range(self.num_heads)])
         positions = np.arange(seq_len)
         return np.broadcast_to(self.allowed(positions[:, None], positions[None, :], seq_len), (seq_len, seq_len))
+
+    def rectangular_mask(self, query_len: int, key_len: int) -> np.ndarray:
+        """The token mask of `query_len` queries against `key_len` keys, both counted from position 0:
+        bool `(query_len, key_len)` (per-head: `(num_heads, query_len, key_len)`).
+
+        Only length-independent patterns (`length_independent`) have one; others raise a ValueError.
+
+        Example:
+
+        >>> import keras_sparse as ks
+        >>> ks.patterns.SlidingWindow(window_size=2).rectangular_mask(2, 4).astype(int)
+        array([[1, 1, 0, 0],
+               [1, 1, 1, 0]])
+        """
+        query_len, key_len = positive_int("query_len", query_len), positive_int("key_len", key_len)
+        if self.num_heads is not None:
+            return np.stack([self.head(h).rectangular_mask(query_len, key_len) for h in range(self.num_heads)])
+        self._check_rectangular(max(query_len, key_len))
+        queries, keys = np.arange(query_len)[:, None], np.arange(key_len)[None, :]
+        return np.broadcast_to(self.allowed(queries, keys, max(query_len, key_len)), (query_len, key_len))
+
+    def rectangular_bias(self, query_len: int, key_len: int) -> np.ndarray | None:
+        """The logit bias of `rectangular_mask`'s pairs as float32 (per-head: with a head axis), or None."""
+        if self.num_heads is not None:
+            biases = [self.head(h).rectangular_bias(query_len, key_len) for h in range(self.num_heads)]
+            if all(b is None for b in biases):
+                return None
+            return np.stack([np.zeros((query_len, key_len), np.float32) if b is None else b for b in biases])
+        self._check_rectangular(max(query_len, key_len))
+        queries, keys = np.arange(query_len)[:, None], np.arange(key_len)[None, :]
+        bias = self.bias(queries, keys, max(query_len, key_len))
+        return None if bias is None else np.broadcast_to(bias, (query_len, key_len)).astype(np.float32)
+
+    def _check_rectangular(self, length: int) -> None:
+        if not self.length_independent:
+            raise ValueError(
+                f"{self!r} has no rectangular form: which keys it allows depends on the sequence length, so it "
+                "cannot relate queries and keys of different lengths (cross-attention). Use a length-independent "
+                "pattern there: Dense, SlidingWindow, BlockLocal, Fixed, Strided, DistanceDecay or their "
+                "combinations."
+            )
+        self.check_fits(length)
 
     def dense_bias(self, seq_len: int) -> np.ndarray | None:
         """The logit bias as a float32 `(seq_len, seq_len)` (per-head: with a head axis), or None."""

@@ -36,6 +36,8 @@ class SlidingWindow(Pattern):
     Reference: Beltagy et al. 2020, "Longformer: The Long-Document Transformer".
     """
 
+    length_independent = True
+
     window_size: int
     global_tokens: tuple[int, ...] = ()
     dilation: int = 1

@@ -48,6 +48,8 @@ class Strided(Pattern):
     Reference: Child et al. 2019, "Generating Long Sequences with Sparse Transformers".
     """
 
+    length_independent = True
+
     stride: int
     heads: str = "shared"
     component: str = "both"

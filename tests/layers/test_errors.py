@@ -37,7 +37,7 @@ def test_constructor_errors(make, argument):
     [
         (lambda attention: attention(x(2, 40), x(2, 40)), "query"),
         (lambda attention: attention(x(2, 40, 6, 1), x(2, 40, 6, 1)), "query"),
-        (lambda attention: attention(x(2, 40, 6), x(2, 41, 6)), "value"),
+        (lambda attention: attention(x(2, 40, 6), x(2, 41, 6), x(2, 40, 6)), "key"),
         (
             lambda attention: attention(x(2, 40, 6), x(2, 40, 6), attention_mask=np.ones((2, 40, 39), bool)),
             "attention_mask",
