@@ -193,16 +193,8 @@ class SparseCausalLM(keras.Model):
         Returns:
             `(logits (batch, T, vocab_size), cache)`.
         """
-        expected = (self.num_layers, 2)
-        if (
-            len(cache.shape) != 6
-            or tuple(cache.shape[1:3]) != expected
-            or tuple(cache.shape[4:])
-            != (
-                self.num_heads,
-                self.key_dim,
-            )
-        ):
+        given = tuple(cache.shape)
+        if len(given) != 6 or given[1:3] != (self.num_layers, 2) or given[4:] != (self.num_heads, self.key_dim):
             raise invalid_argument(
                 "cache",
                 f"a (batch, {self.num_layers}, 2, length, {self.num_heads}, {self.key_dim}) cache (empty_cache)",
