@@ -188,24 +188,21 @@ class _Signatures(tf.Module):
 
 
 def _calibration(lm: SparseCausalLM, data: np.ndarray, cache: str, cache_length: int, prefill_length: int):
-    """`(signature, inputs)` pairs recorded while the Keras model reads `data` (int `(N, L)`): a prefill chunk,
-    then one token per step, at most `CALIBRATION_STEPS` in all."""
-    samples = []
-    for sequence in data[:, None].astype(np.int32):
+    """Yields `(signature, inputs)` while the Keras model reads `data` (int `(N, L)`): a prefill chunk, then one
+    token per step, `CALIBRATION_STEPS` in all. One cache is alive at a time, however long a full cache is."""
+    count = 0
+    if cache == "full":
+        data = data[:, :cache_length]
+    for sequence in data.astype(np.int32):
         decoder = lm.decoder(1, cache, cache_length)
-
-        def record(token_ids, position, decoder=decoder):
-            signature = "decode" if token_ids.shape[1] == 1 else "prefill"
-            inputs = {"token_ids": token_ids, "position": np.array([position], np.int32), "cache": decoder.cache}
-            samples.append((signature, {name: np.asarray(value) for name, value in inputs.items()}))
-            return decoder(token_ids, position)
-
-        prompt_length = min(prefill_length, sequence.shape[1] - 1)
-        steps = min(sequence.shape[1] - prompt_length, CALIBRATION_STEPS - len(samples))
-        if steps < 1:
-            break
-        decode(record, sequence[:, :prompt_length], steps, _teacher(sequence, prompt_length), prefill_length)
-    return samples
+        position = 0
+        while position < len(sequence) and count < CALIBRATION_STEPS:
+            length = prefill_length if position == 0 and len(sequence) >= prefill_length > 1 else 1
+            tokens = sequence[None, position : position + length]
+            inputs = {"token_ids": tokens, "position": np.array([position], np.int32), "cache": decoder.cache.numpy()}
+            yield ("prefill" if length > 1 else "decode"), inputs
+            decoder(tokens, position)
+            position, count = position + length, count + 1
 
 
 def _teacher(tokens: np.ndarray, start: int):
@@ -231,7 +228,7 @@ def _frozen(function: tf.types.experimental.GenericFunction, specs: tuple) -> tf
     )
 
 
-def _convert(module: _Signatures, mode, representative) -> bytes:
+def _convert(module: _Signatures, mode, representative_dataset) -> bytes:
     frozen = tf.Module()
     frozen.prefill = _frozen(module.prefill, module.prefill.input_signature)
     frozen.decode = _frozen(module.decode, module.decode.input_signature)
@@ -239,7 +236,7 @@ def _convert(module: _Signatures, mode, representative) -> bytes:
         signatures = {name: getattr(frozen, name).get_concrete_function() for name in ("prefill", "decode")}
         tf.saved_model.save(frozen, folder, signatures=signatures)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=["prefill", "decode"])
-        mode.configure(converter, lambda: iter(representative), False, float_inputs=False, float_outputs=True)
+        mode.configure(converter, representative_dataset, False, float_inputs=False, float_outputs=True)
         if mode.name == "int8":  # SIN, the position arithmetic and the cache copies have no int8 kernels
             converter.target_spec.supported_ops = [OpsSet.TFLITE_BUILTINS_INT8, OpsSet.TFLITE_BUILTINS]
         return converter.convert()
@@ -340,10 +337,8 @@ def to_tflite_decoder(
 
     cache_shape = (1, lm.num_layers, 2, cache_length, lm.num_heads, lm.key_dim)
     cache = "full" if layout is None else "bounded"
-    representative = []
-    if mode.needs_representative_data:
-        representative = _calibration(lm, data, cache, cache_length, prefill_length)
-    flatbuffer = _convert(_Signatures(lm, cache_shape, prefill_length, layout is not None), mode, representative)
+    signatures = _Signatures(lm, cache_shape, prefill_length, layout is not None)
+    flatbuffer = _convert(signatures, mode, lambda: _calibration(lm, data, cache, cache_length, prefill_length))
 
     expected, actual, times = [], [], []
     tokens = decode(
