@@ -10,7 +10,7 @@ plus the timed steps (as keras-hub's caches hold `max_length`). Weights are rand
 depend on them). At position p the decoder starts from a cache of zeros and decodes `--steps` tokens at
 p, p + 1, ...; the median step is reported. LiteRT files are written and verified by
 `converters.to_tflite_decoder` (int8 calibrated on random bytes). Each (runtime, decoder) runs in its own
-process, positions in ascending order, so the peak RSS after a position (ru_maxrss, which includes TensorFlow's
+process, positions in ascending order, so the peak RSS after a position (VmHWM, which includes TensorFlow's
 ~560 MiB) is what decoding up to it took; times are medians over rounds that interleave the positions. The
 machine is shared: read the ratio across positions in one row, not absolute times across runs.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -78,6 +77,13 @@ def convert(decoder: str, mode: str, position: int, steps: int, folder: str) -> 
     return path
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not carried over from the parent by exec)."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
 def measure(runtime: str, decoder: str, positions: list[int], steps: int, paths: list[str], rounds: int) -> list[dict]:
     """One process per (runtime, decoder): for each position (ascending) the median step time from it on, the
     median over `rounds` interleaved rounds, and the process's peak RSS once that position was first decoded."""
@@ -111,7 +117,7 @@ def measure(runtime: str, decoder: str, positions: list[int], steps: int, paths:
             if position not in steppers:  # made in ascending order: the peak so far is this position's
                 steppers[position] = stepper(position, path)
                 timings[position].append(median_step(steppers[position], position))
-                peaks[position] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                peaks[position] = peak_rss_mib()
             else:
                 timings[position].append(median_step(steppers[position], position))
     return [
