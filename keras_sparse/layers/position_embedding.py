@@ -31,9 +31,7 @@ def sinusoidal_encoding(positions, dim: int, max_wavelength: float = 10000.0):
     True
     """
     rates = ops.convert_to_tensor(_rates(dim, max_wavelength), "float32")
-    phases = ops.convert_to_tensor(
-        np.where(np.arange(dim) % 2 == 0, 0.0, np.pi / 2), "float32"
-    )  # cos x = sin(x + pi/2)
+    phases = ops.convert_to_tensor(np.where(np.arange(dim) % 2 == 0, 0.0, np.pi / 2), "float32")  # cos = sin(+pi/2)
     return ops.sin(ops.cast(positions, "float32")[:, None] * rates + phases)  # one SIN op, no SELECT (TFLite Micro)
 
 
