@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/decoding.py                 # the tables in docs/decoding.md (about 15 minutes)
     .venv/bin/python benchmarks/decoding.py --positions 1024 4096 --runtimes keras litert-float32
+    .venv/bin/python benchmarks/decoding.py --int8-vs-float32 --positions 4096   # one process, alternating files
 
 The model: `SparseCausalLM`, vocabulary 256 (bytes), 2 layers, d_model 128, 4 heads, feed-forward 512. The
 ring-buffer decoder's pattern is `SlidingWindow(257, global_tokens=(0, 1, 2, 3))`: 4 sink slots and 129 window
@@ -133,6 +134,25 @@ def measure(runtime: str, decoder: str, positions: list[int], steps: int, paths:
     ]
 
 
+def int8_against_float32(folder: str, position: int, rounds: int = 30, steps: int = 50) -> dict:
+    """The ring buffer's LiteRT decode step, int8 and float32 files side by side in one process: medians of
+    `rounds` rounds that alternate the two files, each the median of `steps` steps from `position`."""
+    from converters.tflite_decoder import LiteRTDecoder
+
+    decoders = {mode: LiteRTDecoder(convert("ring", mode, position, steps, folder)) for mode in ("float32", "int8")}
+    token, times = np.array([[65]], np.int32), {mode: [] for mode in decoders}
+    for _ in range(rounds):
+        for mode, decoder in decoders.items():
+            steps_ms = []
+            for index in range(steps):
+                start = time.perf_counter()
+                decoder(token, position + index)
+                steps_ms.append((time.perf_counter() - start) * 1e3)
+            times[mode].append(statistics.median(steps_ms))
+    medians = {mode: statistics.median(values) for mode, values in times.items()}
+    return {**medians, "int8 / float32": medians["int8"] / medians["float32"]}
+
+
 def table(rows: list[dict], positions: list[int]) -> str:
     lines = [
         "| runtime | decoder | " + " | ".join(f"{p:,}" for p in positions) + " | last / first |",
@@ -164,6 +184,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--out", help="also write the rows as JSON here")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--int8-vs-float32", action="store_true", help="only the ring's int8 and float32 side by side")
     parser.add_argument("--one", nargs=3, metavar=("RUNTIME", "DECODER", "PATHS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     positions = sorted(args.positions)
@@ -171,6 +192,10 @@ def main() -> None:
         runtime, decoder, paths = args.one
         rows = measure(runtime, decoder, positions, args.steps, paths.split(","), args.rounds)
         print(json.dumps(rows))
+        return
+    if args.int8_vs_float32:
+        with tempfile.TemporaryDirectory() as folder:
+            print(json.dumps(int8_against_float32(folder, positions[0])))
         return
     rows = []
     with tempfile.TemporaryDirectory() as folder:
