@@ -99,16 +99,19 @@ class LiteRTDecoder:
         inputs = self.prefill.get_input_details()
         self.prefill_length = int(inputs["token_ids"]["shape"][1])
         self.cache_shape = tuple(int(n) for n in inputs["cache"]["shape"])
-        self.max_positions = int(self.decode(**self._inputs(np.zeros((1, 1), np.int32), 0))["max_positions"][0])
         self.reset()
+        self.max_positions = int(self.decode(**self._inputs(np.zeros((1, 1), np.int32), 0))["max_positions"][0])
 
     def reset(self) -> None:
         """Empties the cache (a new sequence starts at position 0)."""
         self.cache = np.zeros(self.cache_shape, np.float32)
 
     def _inputs(self, token_ids: np.ndarray, position: int) -> dict:
-        cache = getattr(self, "cache", np.zeros(self.cache_shape, np.float32))
-        return {"token_ids": token_ids.astype(np.int32), "position": np.array([position], np.int32), "cache": cache}
+        return {
+            "token_ids": token_ids.astype(np.int32),
+            "position": np.array([position], np.int32),
+            "cache": self.cache,
+        }
 
     def __call__(self, token_ids: np.ndarray, position: int) -> np.ndarray:
         if self.max_positions and position + token_ids.shape[1] > self.max_positions:
