@@ -8,6 +8,7 @@ Example:
 from converters.errors import ConversionError, VerificationError
 from converters.litert import predict
 from converters.quantization import MODES
+from converters.tflite_decoder import DecoderConversionResult, LiteRTDecoder, generate_tflite, to_tflite_decoder
 from converters.to_micro import MicroBundle, to_micro
 from converters.to_tflite import ConversionResult, to_tflite
 
@@ -15,9 +16,13 @@ __all__ = [
     "MODES",
     "ConversionError",
     "ConversionResult",
+    "DecoderConversionResult",
+    "LiteRTDecoder",
     "MicroBundle",
     "VerificationError",
+    "generate_tflite",
     "predict",
     "to_micro",
     "to_tflite",
+    "to_tflite_decoder",
 ]

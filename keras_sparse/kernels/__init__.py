@@ -7,6 +7,7 @@
 - `dense_masked_attention`: every score computed, then masked; the reference for tests.
 - `lsh_attention`: Reformer's hashed attention, for the input-dependent `LSH` pattern.
 - `cached_rows_attention`: new queries at run-time positions against a key/value cache (decoding steps).
+- `ring_buffer_attention`: decoding steps of a causal window with sinks against a bounded ring-buffer cache.
 """
 
 from keras_sparse.kernels.cached_rows import cached_rows_attention
@@ -14,6 +15,12 @@ from keras_sparse.kernels.dense_masked import dense_masked_attention
 from keras_sparse.kernels.gather_plan import BlockGroup, GatherPlan, plan_gathered_blocks
 from keras_sparse.kernels.gathered_blocks import gathered_block_attention
 from keras_sparse.kernels.lsh import lsh_attention
+from keras_sparse.kernels.ring_buffer import (
+    RingBufferLayout,
+    ring_buffer_attention,
+    ring_buffer_layout,
+    unbounded_reason,
+)
 from keras_sparse.kernels.segment import segment_attention
 from keras_sparse.kernels.sparse_coo import sparse_attention
 from keras_sparse.kernels.token_pairs import TokenPairs, plan_token_pairs
@@ -21,6 +28,7 @@ from keras_sparse.kernels.token_pairs import TokenPairs, plan_token_pairs
 __all__ = [
     "BlockGroup",
     "GatherPlan",
+    "RingBufferLayout",
     "TokenPairs",
     "cached_rows_attention",
     "dense_masked_attention",
@@ -28,6 +36,9 @@ __all__ = [
     "lsh_attention",
     "plan_gathered_blocks",
     "plan_token_pairs",
+    "ring_buffer_attention",
+    "ring_buffer_layout",
     "segment_attention",
     "sparse_attention",
+    "unbounded_reason",
 ]

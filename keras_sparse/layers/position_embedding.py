@@ -11,12 +11,28 @@ from keras_sparse.validation import one_of, positive_int
 KINDS = ("learned", "sinusoidal")
 
 
+def _rates(dim: int, max_wavelength: float) -> np.ndarray:
+    return max_wavelength ** (-(np.arange(dim) // 2 * 2) / dim)
+
+
 def sinusoidal_table(seq_len: int, dim: int, max_wavelength: float = 10000.0) -> np.ndarray:
     """The Transformer's sines and cosines, float32 `(seq_len, dim)`: sin on even features, cos on odd."""
-    positions = np.arange(seq_len)[:, None]
-    rates = max_wavelength ** (-(np.arange(dim) // 2 * 2) / dim)
-    angles = positions * rates[None]
+    angles = np.arange(seq_len)[:, None] * _rates(dim, max_wavelength)[None]
     return np.where(np.arange(dim) % 2 == 0, np.sin(angles), np.cos(angles)).astype("float32")
+
+
+def sinusoidal_encoding(positions, dim: int, max_wavelength: float = 10000.0):
+    """`sinusoidal_table`'s rows at int `positions` `(T,)` (tensors, computed at any position): float32 `(T, dim)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> bool(np.allclose(sinusoidal_encoding(np.arange(3), 4), sinusoidal_table(3, 4), atol=1e-6))
+    True
+    """
+    rates = ops.convert_to_tensor(_rates(dim, max_wavelength), "float32")
+    phases = ops.convert_to_tensor(np.where(np.arange(dim) % 2 == 0, 0.0, np.pi / 2), "float32")  # cos = sin(+pi/2)
+    return ops.sin(ops.cast(positions, "float32")[:, None] * rates + phases)  # one SIN op, no SELECT (TFLite Micro)
 
 
 @keras.saving.register_keras_serializable(package="keras_sparse")

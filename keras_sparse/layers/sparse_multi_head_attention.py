@@ -139,6 +139,11 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             The updated cache is returned after the output (and the scores). Keras masks of the inputs are
             not applied with a cache (as in keras-hub): pass `attention_mask`.
         cache_update_index: optional int or int tensor, where the new keys and values go in `cache`.
+        bounded_cache: bool, `cache` is a ring buffer (`kernels.ring_buffer_attention`) of
+            `kernels.ring_buffer_layout(pattern).length` slots, not a `max_length` cache: the new tokens sit at
+            positions `cache_update_index, ...` (a tensor), and the cache's size and a step's cost do not depend
+            on them. Needs a causal layer and a `SlidingWindow` pattern whose global tokens lie within
+            `window_size // 2`. Defaults to False.
         Keras masks on `query`, `value` and `key` (e.g. from `Embedding(mask_zero=True)`) are honoured.
 
     The query length must be static (known when the layer is traced); the batch may vary.
@@ -279,7 +284,15 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         return getattr(self, "_built_seq_len", None)
 
     def compute_output_spec(
-        self, query, value, key=None, return_attention_scores=False, cache=None, cache_update_index=None, **kwargs
+        self,
+        query,
+        value,
+        key=None,
+        return_attention_scores=False,
+        cache=None,
+        cache_update_index=None,
+        bounded_cache=False,
+        **kwargs,
     ):
         outputs = (super().compute_output_spec(query, value, key, **kwargs),)
         if return_attention_scores:
@@ -304,6 +317,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         use_causal_mask=False,
         cache=None,
         cache_update_index=None,
+        bounded_cache=False,
     ):
         if key is None:
             key = value
@@ -316,6 +330,14 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         self._check_inputs(query, value, key, cache, cache_update_index, attention_mask, return_attention_scores)
         gate = self._gate_dense(query) if self._use_gate else None
         projected_query = self._query_dense(query)
+        if bounded_cache:
+            self._check_bounded_cache(cache, cache_update_index, attention_mask, return_attention_scores)
+            attention_output, cache = self._attend_ring_buffer(
+                projected_query, key, value, cache, cache_update_index, training
+            )
+            if gate is not None:
+                attention_output = ops.multiply(attention_output, gate)
+            return self._output_dense(attention_output), cache
         projected_key, projected_value, cache = self._keys_and_values(key, value, cache, cache_update_index)
         key_padding = None
         if cache is None:  # with a cache, as keras-hub's CachedMultiHeadAttention, only attention_mask applies
@@ -393,6 +415,47 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
                     raise invalid_argument(
                         name, "none with an LSH pattern (its mask depends on the input)", f"{name} given"
                     )
+
+    def _check_bounded_cache(self, cache, cache_update_index, attention_mask, return_attention_scores):
+        layout = kernels.ring_buffer_layout(self.effective_pattern)
+        if not self._causal:
+            raise invalid_argument(
+                "bounded_cache", "False unless the layer is causal (causal=True)", "bounded_cache=True"
+            )
+        if cache is None or cache_update_index is None:
+            raise invalid_argument(
+                "cache", "a ring-buffer cache and its cache_update_index with bounded_cache=True", "cache=None"
+            )
+        if cache.shape[2] != layout.length:
+            raise invalid_argument(
+                "cache",
+                f"a (batch, 2, {layout.length}, {self._num_heads}, {self._key_dim}) ring-buffer cache: "
+                f"{len(layout.sinks)} global (sink) slots and {layout.ring_size} window slots",
+                f"cache.shape={tuple(cache.shape)}",
+            )
+        for name, given in (
+            ("attention_mask", attention_mask is not None),
+            ("return_attention_scores", return_attention_scores),
+        ):
+            if given:
+                raise invalid_argument(name, "none with bounded_cache=True", f"{name} given")
+
+    def _attend_ring_buffer(self, query, key, value, cache, start, training):
+        """Attention of the new tokens at `start, ...` against a ring-buffer cache, and the updated cache."""
+        dropout = None
+        if self._dropout > 0.0:
+            dropout = functools.partial(self._dropout_layer, training=training)
+        output, keys, values = kernels.ring_buffer_attention(
+            ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype)),
+            cache[:, 0],
+            cache[:, 1],
+            self._key_dense(key),
+            self._value_dense(value),
+            kernels.ring_buffer_layout(self.effective_pattern),
+            start,
+            dropout,
+        )
+        return output, ops.stack((keys, values), axis=1)
 
     def _keys_and_values(self, key, value, cache, cache_update_index):
         """The projected keys and values the queries attend, and the updated cache (keras-hub's protocol)."""
@@ -507,11 +570,24 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
         if query_start is not None and (self_attention or use_causal_mask):
             self.effective_pattern.check_fits(key_len)
-            plan = _gather_plan(self.effective_pattern, key_len, use_causal_mask)
             positions = ops.arange(query_len, dtype="int32") + ops.cast(query_start, "int32")
+            if isinstance(self.effective_pattern, Dense) and use_causal_mask:  # every earlier key: nothing to plan
+                return self._attend_earlier_keys(query, key, value, positions, masks)
+            plan = _gather_plan(self.effective_pattern, key_len, use_causal_mask)
             return kernels.cached_rows_attention(query, key, value, plan, positions, **masks)
         mask, bias = self._rectangular_pattern(query_len, key_len, query_start, use_causal_mask)
         return kernels.dense_masked_attention(query, key, value, mask, bias=bias, **masks)
+
+    @staticmethod
+    def _attend_earlier_keys(query, key, value, positions, masks: dict):
+        """Dense causal attention of queries at `positions` (a tensor) against a cache: one score per cached key."""
+        query_len, key_len = query.shape[1], key.shape[1]
+        rows = ops.arange(key_len, dtype="int32")[None, :] <= positions[:, None]
+        rows = ops.broadcast_to(rows[None], (ops.shape(query)[0], query_len, key_len))
+        if masks["attention_mask"] is not None:
+            rows = ops.logical_and(rows, masks["attention_mask"])
+        everywhere = np.ones((query_len, key_len), bool)
+        return kernels.dense_masked_attention(query, key, value, everywhere, **{**masks, "attention_mask": rows})
 
     def _square_attention(self, query, key, value, causal: bool, training, masks: dict):
         seq_len = query.shape[1]

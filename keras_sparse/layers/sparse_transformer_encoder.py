@@ -55,12 +55,16 @@ class SparseTransformerEncoder(keras.layers.Layer):
             the pruning callbacks set these, and the config carries them so `.keras` files keep masks.
         centered_layer_norm: normalize with `CenteredLayerNormalization` (the same numbers and weights,
             without the ops TFLite's 16x8 mode lacks); `keras_sparse.centered_layer_norms` sets it.
+        causal: each position attends only itself and earlier ones (a decoder block without cross-attention,
+            as in GPT): the self-attention layer's `causal`. Defaults to False.
 
     Call arguments:
         inputs: `(batch, seq_len, hidden_dim)`.
         padding_mask: optional bool `(batch, seq_len)`, False at padding; defaults to the inputs' Keras mask.
         attention_mask: optional bool `(batch, seq_len, seq_len)`, ANDed with the pattern.
         training: whether dropout is applied.
+        cache, cache_update_index, bounded_cache: a key/value cache for decoding (the self-attention layer's
+            arguments of those names); with a cache the call returns `(outputs, updated cache)`.
 
     Example:
 
@@ -86,6 +90,7 @@ class SparseTransformerEncoder(keras.layers.Layer):
         key_dim: int | None = None,
         sublayer_constraints: dict | None = None,
         centered_layer_norm: bool = False,
+        causal: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -114,6 +119,7 @@ class SparseTransformerEncoder(keras.layers.Layer):
                 f"Received unknown sublayers {sorted(unknown)} in `sublayer_constraints`; known: {SUBLAYERS}"
             )
         self.centered_layer_norm = boolean("centered_layer_norm", centered_layer_norm)
+        self.causal = boolean("causal", causal)
         self.supports_masking = True
 
     def _common(self, name: str) -> dict:
@@ -142,6 +148,7 @@ class SparseTransformerEncoder(keras.layers.Layer):
             dropout=self.dropout,
             pattern=self.pattern,
             implementation=self.implementation,
+            causal=self.causal,
             **self._common("self_attention"),
         )
         self.self_attention.build(input_shape, input_shape)
@@ -158,7 +165,17 @@ class SparseTransformerEncoder(keras.layers.Layer):
         self.feedforward_norm.build(input_shape)
         self.feedforward_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
 
-    def call(self, inputs, padding_mask=None, attention_mask=None, training=None, mask=None):
+    def call(
+        self,
+        inputs,
+        padding_mask=None,
+        attention_mask=None,
+        training=None,
+        mask=None,
+        cache=None,
+        cache_update_index=None,
+        bounded_cache=False,
+    ):
         if padding_mask is None:
             padding_mask = mask
         if padding_mask is not None:
@@ -172,7 +189,18 @@ class SparseTransformerEncoder(keras.layers.Layer):
         residual = x
         if self.normalize_first:
             x = self.attention_norm(x)
-        x = self.self_attention(x, x, value_mask=padding_mask, attention_mask=attention_mask, training=training)
+        if cache is None:
+            x = self.self_attention(x, x, value_mask=padding_mask, attention_mask=attention_mask, training=training)
+        else:
+            x, cache = self.self_attention(
+                x,
+                x,
+                attention_mask=attention_mask,
+                training=training,
+                cache=cache,
+                cache_update_index=cache_update_index,
+                bounded_cache=bounded_cache,
+            )
         x = self.attention_dropout(x, training=training) + residual
         if not self.normalize_first:
             x = self.attention_norm(x)
@@ -183,7 +211,7 @@ class SparseTransformerEncoder(keras.layers.Layer):
         x = self.feedforward_dropout(x, training=training) + residual
         if not self.normalize_first:
             x = self.feedforward_norm(x)
-        return x
+        return x if cache is None else (x, cache)
 
     def compute_mask(self, inputs, mask=None):
         return mask
@@ -207,6 +235,7 @@ class SparseTransformerEncoder(keras.layers.Layer):
             "implementation": self.implementation,
             "key_dim": self.key_dim,
             "centered_layer_norm": self.centered_layer_norm,
+            "causal": self.causal,
         }
         if self.built:
             constraints = {name: _constraints_of(getattr(self, _attribute(name))) for name in SUBLAYERS}

@@ -1,5 +1,7 @@
-"""Small model builders: plain functional Keras models made of keras_sparse layers."""
+"""Model builders: a classifier (plain functional Keras) and a causal language model that generates."""
 
+from keras_sparse.models.causal_lm import SparseCausalLM
 from keras_sparse.models.classifier import SparseTransformerClassifier
+from keras_sparse.models.decoding import Sampler
 
-__all__ = ["SparseTransformerClassifier"]
+__all__ = ["Sampler", "SparseCausalLM", "SparseTransformerClassifier"]

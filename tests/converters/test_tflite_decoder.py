@@ -1,0 +1,124 @@
+"""`to_tflite_decoder` and `generate_tflite`: one file with `prefill` and `decode`, verified against the Keras model.
+
+References: the Keras `SparseCausalLM` the file was made from (its greedy tokens and its logits at every step,
+far past the window), and the file's own shapes (no input grows with the position).
+"""
+
+import keras
+import numpy as np
+import pytest
+
+import converters
+import keras_sparse as ks
+from converters.tflite_decoder import LiteRTDecoder
+
+VOCAB = 12
+PATTERN = ks.patterns.SlidingWindow(window_size=8, global_tokens=(0, 1), block_size=8)
+
+
+def language_model(pattern=PATTERN):
+    keras.utils.set_random_seed(0)
+    lm = ks.models.SparseCausalLM(
+        vocab_size=VOCAB, num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32, pattern=pattern
+    )
+    lm(np.zeros((1, 16), "int32"))
+    return lm
+
+
+def text(count: int, length: int, seed: int = 0) -> np.ndarray:
+    """Sequences of a counting 'language' (each token is the previous one plus 1 or 2, mod VOCAB)."""
+    steps = np.random.default_rng(seed).choice([1, 2], p=[0.9, 0.1], size=(count, length))
+    return (np.cumsum(steps, axis=1) % VOCAB).astype("int32")
+
+
+@pytest.fixture(scope="module")
+def trained():
+    lm = language_model()
+    data = text(64, 33)
+    lm.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    lm.fit(data[:, :-1], data[:, 1:], epochs=25, batch_size=16, verbose=0)  # loss 2.5 -> 0.3
+    return lm
+
+
+def test_float32_file_generates_keras_tokens_far_past_the_window(tmp_path):
+    lm = language_model()
+    lm.token_embedding.embeddings.assign(lm.token_embedding.embeddings * 8.0)  # no near-tie argmaxes
+    result = converters.to_tflite_decoder(lm, tmp_path / "lm.tflite", prefill_length=4, verification_steps=40)
+    assert result.argmax_agreement == 1.0 and result.max_relative_error < 1e-4
+    assert not [op for op in result.ops if op.startswith("Flex") or op == "CUSTOM"]
+    layout = lm.cache_layout("bounded")
+    assert result.cache_shape == (1, 2, 2, layout.length, 2, 8)  # 2 sinks + 5 window slots, whatever the position
+    decoder = LiteRTDecoder(tmp_path / "lm.tflite")
+    for runner in (decoder.prefill, decoder.decode):
+        shapes = {name: tuple(detail["shape"]) for name, detail in runner.get_input_details().items()}
+        assert shapes["cache"] == result.cache_shape and shapes["position"] == (1,)
+    assert decoder.max_positions == 0
+    prompt = np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3])  # 2 prefill chunks of 4, then 2 single steps
+    expected = lm.generate(prompt, max_new_tokens=60, prefill_length=4)
+    np.testing.assert_array_equal(converters.generate_tflite(tmp_path / "lm.tflite", prompt, 60), expected)
+    sampler = ks.models.Sampler(temperature=1.5, top_k=4, seed=1)
+    np.testing.assert_array_equal(
+        converters.generate_tflite(tmp_path / "lm.tflite", prompt, 30, sampler=sampler),
+        lm.generate(prompt, 30, sampler=sampler, prefill_length=4),
+    )
+
+
+def test_int8_file_follows_a_trained_model(trained, tmp_path):
+    data = text(16, 64, seed=1)
+    result = converters.to_tflite_decoder(
+        trained, tmp_path / "lm_int8.tflite", quantization="int8", representative_data=data, prefill_length=8
+    )
+    assert result.argmax_agreement >= 0.99 and result.max_relative_error <= 0.25
+    assert "QUANTIZE" in result.ops and "FULLY_CONNECTED" in result.ops
+    decoder = LiteRTDecoder(tmp_path / "lm_int8.tflite")
+    dtypes = {name: detail["dtype"] for name, detail in decoder.decode.get_input_details().items()}
+    assert dtypes["cache"] == np.float32  # LiteRT.js refuses int8 inputs and outputs
+    prompt = data[3, :12]
+    tokens = converters.generate_tflite(tmp_path / "lm_int8.tflite", prompt, 40)
+    assert (tokens == trained.generate(prompt, 40, prefill_length=8)).mean() >= 0.95
+
+
+def test_a_pattern_that_cannot_be_bounded_gets_a_full_cache_of_max_length(tmp_path):
+    lm = language_model(ks.patterns.Dense())
+    lm.token_embedding.embeddings.assign(lm.token_embedding.embeddings * 8.0)
+    with pytest.raises(ValueError, match="argument `max_length`"):
+        converters.to_tflite_decoder(lm, tmp_path / "dense.tflite", cache="full")
+    result = converters.to_tflite_decoder(lm, tmp_path / "dense.tflite", cache="full", max_length=40, prefill_length=4)
+    assert result.cache_shape[3] == 40 and result.argmax_agreement == 1.0
+    prompt = np.array([1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(
+        converters.generate_tflite(tmp_path / "dense.tflite", prompt, 35),
+        lm.generate(prompt, 35, cache="full", prefill_length=4),
+    )
+    with pytest.raises(ValueError, match=r"argument `max_new_tokens`.*at most 35"):
+        converters.generate_tflite(tmp_path / "dense.tflite", prompt, 36)
+
+
+def test_bad_input_names_the_argument(tmp_path):
+    lm = language_model()
+    with pytest.raises(ValueError, match="argument `representative_data`"):
+        converters.to_tflite_decoder(lm, tmp_path / "a.tflite", quantization="int8")
+    with pytest.raises(ValueError, match="argument `quantization`"):
+        converters.to_tflite_decoder(lm, tmp_path / "a.tflite", quantization="int4")
+    with pytest.raises(ValueError, match="argument `lm`"):
+        converters.to_tflite_decoder(keras.Sequential([keras.layers.Dense(2)]), tmp_path / "a.tflite")
+    with pytest.raises(ValueError, match="argument `representative_data`"):
+        converters.to_tflite_decoder(lm, tmp_path / "a.tflite", representative_data=np.ones((4, 8)))
+    path = tmp_path / "lm.tflite"
+    converters.to_tflite_decoder(lm, path, prefill_length=4, verification_steps=4)
+    with pytest.raises(FileExistsError):
+        converters.to_tflite_decoder(lm, path, prefill_length=4, verification_steps=4)
+    with pytest.raises(ValueError, match="argument `prompt_ids`.*one prompt"):
+        converters.generate_tflite(path, np.ones((2, 3), "int32"), 4)
+    with pytest.raises(ValueError, match="argument `max_new_tokens`"):
+        converters.generate_tflite(path, [1, 2], 0)
+    with pytest.raises(ValueError, match="argument `sampler`"):
+        converters.generate_tflite(path, [1, 2], 3, sampler=ks.models.Sampler(), deterministic=True)
+    with pytest.raises(ValueError, match="argument `model`"):
+        LiteRTDecoder(_plain_file(tmp_path))
+
+
+def _plain_file(tmp_path):
+    x = keras.Input((4,))
+    converters.to_tflite(keras.Model(x, keras.layers.Dense(2)(x)), tmp_path / "plain.tflite")
+    return tmp_path / "plain.tflite"
