@@ -80,24 +80,25 @@ def float_nodes(flatbuffer: bytes) -> list[str]:
     return [graph.tensors[operators[i].outputs[0]].name.decode() for i in sorted(ancestors | descendants | listed)]
 
 
-def quantize_selectively(converter: tf.lite.TFLiteConverter, sparse_weights: bool) -> bytes:
+def quantize_selectively(converter: tf.lite.TFLiteConverter) -> bytes:
     """Converts with `converter` (set up for int8) keeping `float_nodes` float; returns the file's bytes.
 
     The steps `TFLiteConverter.convert()` takes for post-training integer quantization (calibration, MLIR
-    quantization to the converter's input and output types, sparse weight encoding, read-only buffer
-    deduplication), with the float nodes denylisted. With none to keep, the file has the tensors and weights
-    of `convert()`'s (checked: only the conversion metadata differs).
+    quantization to the converter's input and output types, read-only buffer deduplication), with the float
+    nodes denylisted. With none to keep, `convert()` itself.
     """
     converter._experimental_calibrate_only = True  # the converter's own calibration, stopped before quantizing
     calibrated = converter.convert()
+    converter._experimental_calibrate_only = False
+    nodes = float_nodes(calibrated)
+    if not nodes:
+        return converter.convert()
     quantized = tflite_convert.mlir_quantize(
         calibrated,
         disable_per_channel=converter._experimental_disable_per_channel,
         disable_per_channel_for_dense_layers=converter._experimental_disable_per_channel_quantization_for_dense_layers,
         input_data_type=converter.inference_input_type or tf.float32,
         output_data_type=converter.inference_output_type or tf.float32,
-        denylisted_nodes=float_nodes(calibrated) or None,
+        denylisted_nodes=nodes,
     )
-    if sparse_weights:
-        quantized = tflite_convert.mlir_sparsify(quantized)
     return tflite_convert.deduplicate_readonly_buffers(quantized)

@@ -148,7 +148,8 @@ def to_tflite(
             (XNNPACK) run in float32 but not in int8 stay float32: each attention layer's core (scores,
             softmax, weighted sum: everything between its projections) and layer normalization's
             SQUARED_DIFFERENCE (`converters.selective_quantization`). Weights stay int8, so the file is no
-            larger; on phones it is several times faster (docs/benchmarks.md).
+            larger; on phones it is several times faster (docs/benchmarks.md). With `sparse_weights` the
+            file is full-integer (and refused: XNNPACK takes no sparse-encoded int8 weights).
 
     Returns:
         A ConversionResult; `.report()` summarises it.
@@ -219,7 +220,7 @@ def convert_verified(
     sparse_weights = boolean("sparse_weights", sparse_weights)
     float_outputs = boolean("float_outputs", float_outputs)
     full_integer = boolean("full_integer", full_integer)
-    selective = quantization == "int8" and not full_integer
+    selective = quantization == "int8" and not full_integer and not sparse_weights  # XNNPACK refuses sparse int8
     optional_positive_int("max_query_blocks", max_query_blocks)
     inputs = model_inputs(model, seq_len)
     float_inputs = all(i.dtype.kind == "f" for i in inputs)
@@ -371,7 +372,7 @@ def _convert(
     mode.configure(converter, lambda: _with_progress(representative), sparse_weights, float_inputs, float_outputs)
     try:
         if selective:
-            return quantize_selectively(converter, sparse_weights)
+            return quantize_selectively(converter)
         return converter.convert()
     except Exception as error:  # the converter raises ConverterError and others, with the op list in the text
         graph_nodes = {}
