@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
         help="quantization mode (default float32); int8 and int16x8 need --calibration",
     )
     convert.add_argument("--sparse-weights", action="store_true", help="encode pruned weights sparsely")
+    convert.add_argument(
+        "--full-integer",
+        action="store_true",
+        help="with int8, quantize attention and layer-norm variance too, as integer-only hardware needs "
+        "(default: they stay float32, which LiteRT's CPU runs several times faster)",
+    )
     convert.add_argument("--out", required=True, help="the .tflite file to write")
     micro = commands.add_parser("micro", help="write a TFLite Micro bundle (int8 .tflite, C array, resolver, settings)")
     common(micro)
@@ -144,6 +150,7 @@ def _run(args) -> int:
             verification_data=verification,
             seq_len=args.seq_len,
             sparse_weights=args.sparse_weights,
+            full_integer=args.full_integer,
             overwrite=args.overwrite,
             **bounds,
         )

@@ -275,6 +275,7 @@ def to_micro(
         max_relative_error=max_relative_error,
         min_argmax_agreement=min_argmax_agreement,
         float_outputs=False,
+        full_integer=True,
         max_query_blocks=max_query_blocks,
     )
     flatbuffer = verified.flatbuffer

@@ -18,6 +18,7 @@ from converters.errors import ConversionError, explain_conversion_failure, expla
 from converters.litert import run_once
 from converters.model_inputs import ModelInput, as_samples, model_inputs, pack
 from converters.quantization import MODES, Mode
+from converters.selective_quantization import quantize_selectively
 from converters.verification import REWRITE_TOLERANCE, Comparison, check_finite, compare, verify
 from keras_sparse.files import check_output_file, write_atomically
 from keras_sparse.rewrites import rewritable, with_max_query_blocks
@@ -107,13 +108,15 @@ def to_tflite(
     min_argmax_agreement: float | None = None,
     overwrite: bool = False,
     float_outputs: bool = False,
+    full_integer: bool = False,
 ) -> ConversionResult:
     """Converts `model` to a `.tflite` file with builtin ops only, verifies it in LiteRT, then writes it.
 
     The file takes batch 1 and a fixed sequence length; its inputs are named after the model's (the keys
     of a model taking a dict, such as keras-hub's `token_ids`, `padding_mask`, `segment_ids`) and it has
     one output per entry of the model's flattened outputs. Sparse attention layers switch to their
-    export-safe kernels first (`keras_sparse.exportable`); for int8 they also take their softmax blockwise
+    export-safe kernels first (`keras_sparse.exportable`); int8 files keep attention between its projections
+    in float32 (see `full_integer`), and full-integer ones take its softmax blockwise
     (`keras_sparse.rewrites.with_blockwise_softmax`: the same numbers in float, and int8 weights with
     precision to spare on rows wider than int8 SOFTMAX's 256 steps), and for int16x8 layer norms become
     `CenteredLayerNormalization` (`keras_sparse.centered_layer_norms`). The rewritten copy must give the
@@ -125,8 +128,9 @@ def to_tflite(
         model: a functional or Sequential Keras model (keras-hub backbones and tasks are).
         path: where to write the `.tflite`. Checked before any work: its folder must exist, and an existing
             file is kept unless `overwrite=True`.
-        quantization: `"float32"`, `"float16"`, `"dynamic"` (int8 weights), `"int8"` (full integer, int8 in
-            and out for float inputs) or `"int16x8"` (16-bit activations, 8-bit weights).
+        quantization: `"float32"`, `"float16"`, `"dynamic"` (int8 weights), `"int8"` (int8 weights and
+            activations, int8 in and out for float inputs; see `full_integer`) or `"int16x8"` (16-bit
+            activations, 8-bit weights).
         representative_data: calibration inputs, required for int8 and int16x8 and never empty: an array,
             a list of arrays or a dict of arrays (by input name) holding a batch, a `tf.data.Dataset`, or
             an iterable of samples or batches. float64 is cast to float32 and int64 to int32 (if it fits).
@@ -139,6 +143,13 @@ def to_tflite(
         overwrite: replace an existing file at `path`.
         float_outputs: with int8, keep float32 output tensors around the int8 body (LiteRT.js has no int8
             tensors; phones and microcontrollers take int8 outputs).
+        full_integer: with int8, quantize every op, as TFLite Micro (`to_micro` does so) and integer-only
+            accelerators need. By default (False) the weightless ops that LiteRT's fast CPU kernels
+            (XNNPACK) run in float32 but not in int8 stay float32: each attention layer's core (scores,
+            softmax, weighted sum: everything between its projections) and layer normalization's
+            SQUARED_DIFFERENCE (`converters.selective_quantization`). Weights stay int8, so the file is no
+            larger; on phones it is several times faster (docs/benchmarks.md). With `sparse_weights` the
+            file is full-integer (and refused: XNNPACK takes no sparse-encoded int8 weights).
 
     Returns:
         A ConversionResult; `.report()` summarises it.
@@ -172,6 +183,7 @@ def to_tflite(
         max_relative_error=max_relative_error,
         min_argmax_agreement=min_argmax_agreement,
         float_outputs=float_outputs,
+        full_integer=full_integer,
     )
     write_atomically(path, verified.flatbuffer, overwrite=overwrite)
     return verified.result
@@ -194,6 +206,7 @@ def convert_verified(
     max_relative_error: float | None,
     min_argmax_agreement: float | None,
     float_outputs: bool,
+    full_integer: bool,
     max_query_blocks: int | None = None,
 ) -> VerifiedFile:
     """`to_tflite` without the write: the verified file, and its result as if written at `path`.
@@ -206,6 +219,8 @@ def convert_verified(
     min_argmax_agreement = _bound("min_argmax_agreement", min_argmax_agreement, mode.min_argmax_agreement)
     sparse_weights = boolean("sparse_weights", sparse_weights)
     float_outputs = boolean("float_outputs", float_outputs)
+    full_integer = boolean("full_integer", full_integer)
+    selective = quantization == "int8" and not full_integer and not sparse_weights  # XNNPACK refuses sparse int8
     optional_positive_int("max_query_blocks", max_query_blocks)
     inputs = model_inputs(model, seq_len)
     float_inputs = all(i.dtype.kind == "f" for i in inputs)
@@ -238,7 +253,7 @@ def convert_verified(
     original = _traced(model, inputs)
     expected = _outputs(original, verification, "verification_data" if verification_data is not None else None)
     check_finite(expected, "The Keras model")
-    export, rewrites = _export_copy(model, quantization, max_query_blocks)
+    export, rewrites = _export_copy(model, quantization, max_query_blocks, selective)
     function, rewrite_error = original, None
     if rewrites:
         function = _traced(export, inputs)
@@ -250,15 +265,14 @@ def convert_verified(
                 "the file would not compute this model; nothing was written. A layer the rewrite copies without "
                 "its pattern or weights does this: please report it with the model's layers."
             )
-    flatbuffer = _convert(function, export, mode, representative, sparse_weights, float_inputs, float_outputs)
+    options = dict(float_inputs=float_inputs, float_outputs=float_outputs, selective=selective)
+    flatbuffer = _convert(function, export, mode, representative, sparse_weights, **options)
     ops, comparison, latency = _verify(
         flatbuffer, inputs, verification, expected, mode, max_relative_error, min_argmax_agreement
     )
     without_sparse_encoding = None
     if sparse_weights:
-        without_sparse_encoding = len(
-            _convert(function, export, mode, representative, False, float_inputs, float_outputs)
-        )
+        without_sparse_encoding = len(_convert(function, export, mode, representative, False, **options))
     result = ConversionResult(
         path,
         quantization,
@@ -275,8 +289,11 @@ def convert_verified(
     return VerifiedFile(flatbuffer, result, inputs, verification, expected, max_relative_error, min_argmax_agreement)
 
 
-def _export_copy(model: keras.Model, quantization: str, max_query_blocks: int | None) -> tuple[keras.Model, list[str]]:
-    """The copy of `model` that is converted, and the names of the rewrites that made it."""
+def _export_copy(
+    model: keras.Model, quantization: str, max_query_blocks: int | None, selective: bool
+) -> tuple[keras.Model, list[str]]:
+    """The copy of `model` that is converted, and the names of the rewrites that made it (`selective`: an
+    int8 file whose attention stays float, so its softmax needs no blockwise form)."""
     if not rewritable(model):
         if max_query_blocks is not None:
             raise ValueError(
@@ -287,7 +304,7 @@ def _export_copy(model: keras.Model, quantization: str, max_query_blocks: int | 
     steps = [("keras_sparse.exportable", ks.exportable)]
     if quantization == "int16x8":
         steps.append(("keras_sparse.centered_layer_norms", ks.centered_layer_norms))  # LayerNormalization's NEG
-    if quantization == "int8":
+    if quantization == "int8" and not selective:
         steps.append(
             ("keras_sparse.rewrites.with_blockwise_softmax", ks.rewrites.with_blockwise_softmax)
         )  # int8 SOFTMAX's 1/256 steps
@@ -339,13 +356,23 @@ def _outputs(function, samples: list[list[np.ndarray]], argument: str | None = N
 
 
 def _convert(
-    function, model: keras.Model, mode: Mode, representative, sparse_weights, float_inputs, float_outputs
+    function,
+    model: keras.Model,
+    mode: Mode,
+    representative,
+    sparse_weights: bool,
+    *,
+    float_inputs: bool,
+    float_outputs: bool,
+    selective: bool,
 ) -> bytes:
     # Not from_concrete_functions([...], model): with the model as trackable object, files were seen to keep
     # uninitialised variables and return garbage (FACTS.md); verification below would catch it.
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
     mode.configure(converter, lambda: _with_progress(representative), sparse_weights, float_inputs, float_outputs)
     try:
+        if selective:
+            return quantize_selectively(converter)
         return converter.convert()
     except Exception as error:  # the converter raises ConverterError and others, with the op list in the text
         graph_nodes = {}

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
 import converters
 from converters.cli import (
@@ -43,6 +44,7 @@ def test_help_documents_every_flag(capsys):
         "--out",
         "--overwrite",
         "--sparse-weights",
+        "--full-integer",
     ):
         assert flag in help_text
 
@@ -59,6 +61,17 @@ def test_convert_int8_writes_a_verified_file_and_reports(saved, capsys):
     assert out.read_bytes()[4:8] == b"TFL3"
     assert "argmax agreement 100.0%" in capsys.readouterr().out
     assert convert_int8(saved, out) == EXIT_EXISTS
+
+
+def test_full_integer_quantizes_attention_too(saved, tmp_path):
+    types = {}
+    for flags in ([], ["--full-integer"]):
+        out = tmp_path / f"m{len(flags)}.tflite"
+        assert convert_int8(saved, out, *flags) == EXIT_OK
+        interpreter = Interpreter(model_path=str(out))
+        matmuls = [op for op in interpreter._get_ops_details() if op["op_name"] == "BATCH_MATMUL"]
+        types[bool(flags)] = {interpreter._get_tensor_details(op["outputs"][0], 0)["dtype"] for op in matmuls}
+    assert types == {False: {np.float32}, True: {np.int8}}
 
 
 def test_micro_writes_the_bundle(saved, capsys):

@@ -4,7 +4,9 @@ step of 1/256, so a row of near-uniform attention over many more than 256 keys r
 The blocked kernel's rows are mostly a few blocks wide, which is why its int8 files stay more accurate than
 the dense twin's (benchmarks/tflite.py). This pins the cause: the same near-uniform softmax row, alone in a
 model, keeps its mass in int8 when narrow and loses most of it when 1024 wide; and the cure for rows that
-must be wide (BigBird's global rows): the softmax taken blockwise, which to_tflite does for int8.
+must be wide (BigBird's global rows) in full-integer files (TFLite Micro's): the softmax taken blockwise, which
+to_tflite does for `full_integer=True`. By default to_tflite's int8 files keep attention in float32, which has
+neither problem.
 """
 
 import keras
@@ -34,7 +36,7 @@ def test_int8_softmax_keeps_narrow_rows_and_loses_wide_ones(width, low, high, tm
     assert low <= np.median(mass) <= high
 
 
-def attention_error_in_int8(tmp_path, name: str) -> float:
+def attention_error_in_int8(tmp_path, name: str, full_integer: bool = True) -> float:
     """Mean |int8 - Keras| over mean |Keras| for one attention layer whose rows each see all 1024 keys."""
     import keras_sparse as ks
 
@@ -44,17 +46,34 @@ def attention_error_in_int8(tmp_path, name: str) -> float:
     model = keras.Model(tokens, attention(tokens, tokens))
     samples = np.random.default_rng(0).normal(size=(24, 1024, 16)).astype("float32")
     path = tmp_path / f"{name}.tflite"
-    to_tflite(model, path, quantization="int8", representative_data=samples, float_outputs=True, max_relative_error=1.0)
+    to_tflite(
+        model,
+        path,
+        quantization="int8",
+        representative_data=samples,
+        float_outputs=True,
+        max_relative_error=1.0,
+        full_integer=full_integer,
+    )
     expected = np.asarray(model.predict(samples, verbose=0))
     return float(np.abs(predict(path, samples) - expected).mean() / np.abs(expected).mean())
 
 
 def test_blockwise_softmax_keeps_wide_attention_rows_accurate_in_int8(tmp_path, monkeypatch):
-    """to_tflite takes int8 softmaxes blockwise (keras_sparse.kernels.blockwise_softmax); without it the same
-    1024-wide rows lose their weights."""
+    """Full-integer files take their softmaxes blockwise (keras_sparse.kernels.blockwise_softmax); without it the
+    same 1024-wide rows lose their weights."""
     import keras_sparse as ks
 
     blockwise = attention_error_in_int8(tmp_path, "blockwise")
     monkeypatch.setattr(ks.rewrites, "with_blockwise_softmax", lambda model: model)
     one_softmax = attention_error_in_int8(tmp_path, "one_softmax")
     assert blockwise < 0.06 and one_softmax > 2 * blockwise  # measured: 0.036 and 0.126
+
+
+def test_selective_int8_keeps_wide_attention_rows_accurate_without_the_blockwise_form(tmp_path, monkeypatch):
+    """to_tflite's default int8 file keeps the softmax float32: no 1/256 steps, no blockwise form needed."""
+    import keras_sparse as ks
+
+    monkeypatch.setattr(ks.rewrites, "with_blockwise_softmax", lambda model: model)
+    selective = attention_error_in_int8(tmp_path, "selective", full_integer=False)
+    assert selective < 0.06  # measured: 0.033 (full integer: 0.036 blockwise, 0.126 with one softmax)

@@ -74,7 +74,8 @@ def test_sparse_int8_weights_that_xnnpack_refuses_are_named_and_not_written(tmp_
     assert to_tflite(model, tmp_path / "f.tflite", sparse_weights=True).size_bytes < 0.7 * 4 * model.count_params()
 
 
-def test_int8_of_a_masked_pattern_with_padding_converts(tmp_path):
+@pytest.mark.parametrize("full_integer", [False, True])
+def test_int8_of_a_masked_pattern_with_padding_converts(tmp_path, full_integer):
     """The TF 2.21 int8 quantizer aborted the process on LOGICAL_AND of a static block mask and key padding."""
     model = ks.models.SparseTransformerClassifier(
         17, 128, 1, 32, 2, 64, ks.patterns.SlidingWindow(window_size=48, block_size=32), 10
@@ -82,7 +83,13 @@ def test_int8_of_a_masked_pattern_with_padding_converts(tmp_path):
     tokens = ks.datasets.listops(40, 128, seed=0).inputs
     bounds = {"max_relative_error": 1.0, "min_argmax_agreement": 0.0}  # untrained: this checks it converts and runs
     result = to_tflite(
-        model, tmp_path / "w.tflite", quantization="int8", representative_data=tokens, float_outputs=True, **bounds
+        model,
+        tmp_path / "w.tflite",
+        quantization="int8",
+        representative_data=tokens,
+        float_outputs=True,
+        full_integer=full_integer,
+        **bounds,
     )
     assert "GATHER" in result.ops and "SELECT_V2" not in result.ops  # masks are 0/1 factors, not tf.where
 
@@ -94,12 +101,18 @@ def float_input_model(pattern):
     return keras.Model(x, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling1D()(x + h)))
 
 
-def test_int8_of_lsh_attention(tmp_path):
+@pytest.mark.parametrize("full_integer", [False, True])
+def test_int8_of_lsh_attention(tmp_path, full_integer):
     """LSH's masks once held a 6-D STRIDED_SLICE that the int8 converter rejected."""
     data = np.random.default_rng(0).normal(size=(64, SEQ_LEN, 16)).astype("float32")
     model = float_input_model(ks.patterns.LSH(4, num_hashes=2, chunk_size=32))
     result = to_tflite(  # untrained: near-tied logits, so argmax agreement is loose
-        model, tmp_path / "m.tflite", quantization="int8", representative_data=data, min_argmax_agreement=0.9
+        model,
+        tmp_path / "m.tflite",
+        quantization="int8",
+        representative_data=data,
+        min_argmax_agreement=0.9,
+        full_integer=full_integer,
     )
     assert "TOPK_V2" in result.ops and result.max_relative_error < 0.15
 
