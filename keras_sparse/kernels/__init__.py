@@ -5,13 +5,14 @@
 - `sparse_attention` (plan from `plan_token_pairs`): `tf.sparse`, any pattern at O(nnz) memory; not exportable.
 - `segment_attention`: the same numbers as `sparse_attention` with builtins only, for export.
 - `dense_masked_attention`: every score computed, then masked; the reference for tests.
-- `lsh_attention`: Reformer's hashed attention, for the input-dependent `LSH` pattern.
+- `lsh_attention`: Reformer's hashed attention, for the input-dependent `LSH` pattern (`lsh_query_key` makes
+  its shared query and key).
 """
 
 from keras_sparse.kernels.dense_masked import dense_masked_attention
 from keras_sparse.kernels.gather_plan import BlockGroup, GatherPlan, plan_gathered_blocks
 from keras_sparse.kernels.gathered_blocks import gathered_block_attention
-from keras_sparse.kernels.lsh import lsh_attention
+from keras_sparse.kernels.lsh import lsh_attention, lsh_query_key
 from keras_sparse.kernels.segment import segment_attention
 from keras_sparse.kernels.sparse_coo import sparse_attention
 from keras_sparse.kernels.token_pairs import TokenPairs, plan_token_pairs
@@ -23,6 +24,7 @@ __all__ = [
     "dense_masked_attention",
     "gathered_block_attention",
     "lsh_attention",
+    "lsh_query_key",
     "plan_gathered_blocks",
     "plan_token_pairs",
     "segment_attention",

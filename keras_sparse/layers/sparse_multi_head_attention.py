@@ -6,7 +6,6 @@ import functools
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 from keras.src.backend import set_keras_mask  # as Keras's own MultiHeadAttention.call; Keras is pinned to 3.15
 
@@ -206,6 +205,12 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
                 raise _invalid(name, "a rank-3 tensor (batch, sequence, features)", f"{name}.shape={tuple(shape)}")
         self._built_seq_len = query_shape[1]
         super().build(query_shape, value_shape, key_shape)
+        if self._pattern.dynamic:
+            rotations = self._pattern.rotations(self._num_heads, self._key_dim)
+            self.lsh_rotations = self.add_weight(
+                name="lsh_rotations", shape=rotations.shape, initializer="zeros", trainable=False, autocast=False
+            )
+            self.lsh_rotations.assign(rotations)
 
     @property
     def built_seq_len(self) -> int | None:
@@ -333,14 +338,16 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         """
         seq_len = query.shape[1]
         kernel = self.kernel_name(seq_len, use_causal_mask)
-        if kernel == "lsh":  # Reformer's shared-QK: keys are the normalised query projections
-            key = tf.math.l2_normalize(query, axis=-1)
-        query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
         dropout = None
         if self._dropout > 0.0:
             dropout = functools.partial(self._dropout_layer, training=training)
-        if kernel == "lsh":
-            return kernels.lsh_attention(query, key, value, self.effective_pattern, key_mask, use_causal_mask, dropout)
+        if kernel == "lsh":  # Reformer's shared-QK: keys are the normalised query projections
+            pattern = self.effective_pattern
+            query, key = kernels.lsh_query_key(query, pattern)
+            return kernels.lsh_attention(
+                query, key, value, pattern, key_mask, use_causal_mask, dropout, rotations=self.lsh_rotations
+            )
+        query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
         masks = dict(
             key_mask=key_mask, attention_mask=attention_mask, dropout=dropout, return_scores=return_attention_scores
         )
