@@ -141,25 +141,23 @@ def lsh_attention(query, key, value, pattern: LSH, key_mask=None, causal: bool =
         chunked(_sorted_gather(q, order)), adjacent(chunked(_sorted_gather(k, order))), transpose_b=True
     )  # (B, H, chunk_rounds, chunks, c, keys)
     query_pos, key_pos = chunked(order), adjacent(chunked(order))
-    allowed = None
+    masks = []  # applied one by one: TF 2.21's int8 calibration aborts on LOGICAL_AND
     if not trax:
         sorted_buckets = tf.gather(buckets, order, axis=3, batch_dims=3)
-        allowed = tf.equal(_as_rows(chunked(sorted_buckets)), _as_columns(adjacent(chunked(sorted_buckets))))
+        masks.append(tf.equal(_as_rows(chunked(sorted_buckets)), _as_columns(adjacent(chunked(sorted_buckets)))))
     if causal:
-        later = _as_columns(key_pos) <= _as_rows(query_pos)
-        allowed = later if allowed is None else tf.logical_and(allowed, later)
+        masks.append(_as_columns(key_pos) <= _as_rows(query_pos))
     if key_mask is not None:
         valid = _sorted_gather(tf.repeat(key_mask[:, None, :], heads, axis=1), order)  # (B, H, R, T)
-        valid = _as_columns(adjacent(chunked(valid)))
-        allowed = valid if allowed is None else tf.logical_and(allowed, valid)
+        masks.append(_as_columns(adjacent(chunked(valid))))
     # Reformer's shared-QK rule: a query attends itself only when it has no other key. Its own score sits
     # MASK_MARGIN below every allowed score, and masked scores another MASK_MARGIN below that ("trax": its
     # own position always takes that score, as transformers' fixed -1e5, allowed or not).
-    is_self = tf.equal(_as_rows(query_pos), _as_columns(key_pos))
     self_score = masked_fill(scores)
-    if allowed is not None:
-        scores = tf.where(allowed, scores, self_score - MASK_MARGIN)
-    scores = tf.where(is_self if trax else tf.logical_and(is_self, allowed), self_score, scores)
+    for mask in masks:
+        scores = tf.where(mask, scores, self_score - MASK_MARGIN)
+    is_self = tf.equal(_as_rows(query_pos), _as_columns(key_pos))
+    scores = tf.where(is_self, self_score if trax else tf.minimum(scores, self_score), scores)
     log_norm = tf.reduce_logsumexp(scores, axis=-1, keepdims=True)
     probs = tf.exp(scores - log_norm)
     sorted_v = adjacent(chunked(_sorted_gather(v, order)))
