@@ -4,7 +4,7 @@ Each case runs in its own process (so peak RSS is that case's), times a traced
 forward pass and a forward+backward pass (gradients for inputs and weights), and
 reports medians of repeats, FLOPs, and speed-up over dense in the same run.
 
-    .venv/bin/python benchmarks/attention.py                     # the README table
+    .venv/bin/python benchmarks/attention.py                     # the table in docs/benchmarks.md
     .venv/bin/python benchmarks/attention.py --lengths 1024 4096 --dims 128
     .venv/bin/python benchmarks/attention.py --zoo                # one row per pattern kind at L=4096, 8192
 

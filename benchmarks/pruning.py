@@ -1,6 +1,6 @@
 """What each pruning structure buys after export: sparsity, accuracy, int8 size, LiteRT latency, TFLite Micro arena.
 
-    .venv/bin/python benchmarks/pruning.py          # the README table (about 30 minutes on 2 cores)
+    .venv/bin/python benchmarks/pruning.py          # the table in docs/benchmarks.md (about 30 minutes on 2 cores)
 
 One sparse classifier (2 BigBird encoder layers, hidden 64, 4 heads, feed-forward 256) is trained on the
 far-retrieval task at L=512 with the same data, seed and steps, once without pruning and once per

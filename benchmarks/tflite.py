@@ -1,6 +1,6 @@
 """Exported files: size, LiteRT latency, peak RSS and TFLite Micro arena, sparse encoder against its dense twin.
 
-    .venv/bin/python benchmarks/tflite.py                       # the README table (about 10 minutes)
+    .venv/bin/python benchmarks/tflite.py                       # the table in docs/benchmarks.md (about 10 minutes)
     .venv/bin/python benchmarks/tflite.py --lengths 256 512 --modes float32 int8 --pattern bigbird32  # microcontrollers
 
 The model: token embedding, one encoder block (attention, ReLU feed-forward, LayerNormalization), mean pool,

@@ -1,4 +1,4 @@
-"""Draws every pattern kind into docs/gallery/ and prints the README's gallery table.
+"""Draws every pattern kind into docs/gallery/ and prints the gallery table of docs/patterns.md.
 
 .venv/bin/python docs/make_gallery.py
 """
@@ -31,7 +31,7 @@ def main():
     print("| pattern | mask at L=256 (causal not applied) |\n|---|---|")
     for name, pattern in GALLERY.items():
         pattern.for_heads(HEADS).plot(LENGTH, OUT / f"{name}.png", title=type(pattern).__name__)
-        print(f"| `{name}` | ![{name}](docs/gallery/{name}.png) |")
+        print(f"| `{name}` | ![{name}](gallery/{name}.png) |")
 
 
 if __name__ == "__main__":

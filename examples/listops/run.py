@@ -7,8 +7,9 @@ Steps: generate ListOps (Long Range Arena's task, in code), train a BigBird clas
 `StructuredPruning` callbacks (heads and attention blocks to `--sparsity`) and Keras's progress bars,
 evaluate, `finalize` the pruned model, export float32 / float16 / int8 `.tflite` files and the TFLite
 Micro bundle through `converters` (each verified against Keras before it is written), measure int8
-accuracy in LiteRT, copy the int8 model, vocabulary and golden vectors into the demo apps' asset
-folders, and write `artifacts/report.md` with PNG charts.
+accuracy in LiteRT, and write `artifacts/report.md` with PNG charts. Everything goes under `--out`
+(`artifacts/`, which git ignores); `--update-demo-assets` also copies the int8 model, vocabulary and golden
+vectors into the demo apps' asset folders (tracked files: only when you mean to refresh the demos).
 """
 
 from __future__ import annotations
@@ -53,7 +54,11 @@ def parse_args(argv):
     parser.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
     parser.add_argument("--sparsity", type=float, default=0.5, help="heads and attention blocks pruned (0.5)")
     parser.add_argument("--compare", action="store_true", help="also train dense and unpruned sparse twins")
-    parser.add_argument("--no-demo-assets", action="store_true", help="do not copy files into the demo apps")
+    parser.add_argument(
+        "--update-demo-assets",
+        action="store_true",
+        help="also copy the int8 model, vocabulary and golden vectors into web_demo/ and android_demo/ (tracked files)",
+    )
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "artifacts", help="output folder (artifacts/)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -201,7 +206,7 @@ def main(argv=None) -> dict:
 
     golden = golden_vectors(test, int8_answers, args.seq_len, out / "listops_int8.tflite")
     write(out / "golden.json", json.dumps(golden, indent=1).encode())
-    if not args.no_demo_assets:
+    if args.update_demo_assets:
         for folder in DEMO_ASSETS:
             folder.mkdir(parents=True, exist_ok=True)
             for name in ("listops_int8.tflite", "listops_vocab.json", "golden.json"):

@@ -1,14 +1,40 @@
 """The main job at a tiny size: it trains with pruning, exports and verifies every file, and reports."""
 
 import json
+import pathlib
+import subprocess
 import sys
+
+import pytest
 
 sys.path.insert(0, "examples/listops")
 
 import run  # noqa: E402
 
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def git_status() -> str:
+    """`git status --porcelain` of the checkout (tracked changes and untracked, not ignored, files)."""
+    try:
+        done = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    return done.stdout
+
+
+def test_main_job_writes_by_default_only_where_git_ignores():
+    git_status()  # skips outside a git checkout
+    default_out = run.parse_args([]).out
+    assert default_out == ROOT / "artifacts"
+    assert not run.parse_args([]).update_demo_assets
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(default_out / "report.md")], cwd=ROOT)
+    assert ignored.returncode == 0, "artifacts/ must be ignored by git"
+
 
 def test_main_job_end_to_end_at_a_tiny_size(tmp_path):
+    status_before = git_status()
+    demo_files = {path: path.read_bytes() for folder in run.DEMO_ASSETS for path in folder.iterdir()}
     summary = run.main(
         [
             "--seq-len",
@@ -25,7 +51,6 @@ def test_main_job_end_to_end_at_a_tiny_size(tmp_path):
             "32",
             "--heads",
             "2",
-            "--no-demo-assets",
             "--out",
             str(tmp_path),
         ]
@@ -55,3 +80,6 @@ def test_main_job_end_to_end_at_a_tiny_size(tmp_path):
     assert golden["input_name"] == "tokens" and len(golden["examples"]) == run.GOLDEN_EXAMPLES
     report = (tmp_path / "report.md").read_text()
     assert "attention_blocks" in report and "int8 `.tflite` in LiteRT" in report
+    # Without --update-demo-assets the checkout is left as it was: demo assets untouched, git status unchanged.
+    assert {path: path.read_bytes() for folder in run.DEMO_ASSETS for path in folder.iterdir()} == demo_files
+    assert git_status() == status_before
