@@ -1,4 +1,4 @@
-"""What Longformer and BigBird share with BERT: the post-norm layer around attention, and weight layouts.
+"""What Longformer and BigBird share with BERT: the post-norm layer around attention, weight names and layouts.
 
 transformers' `BertLayer` (copied into both): `attention.output.LayerNorm(x + dropout(attention))`, then
 `output.LayerNorm(h + dropout(output.dense(act(intermediate.dense(h)))))`. The attention's own output
@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from keras_sparse.layers import LongformerSelfAttention
 from keras_sparse.layers.activations import gelu_tanh
 from keras_sparse.models.huggingface.checkpoint import Checkpoint, assign
 
@@ -43,7 +44,32 @@ def post_norm_layer(x, attention_output, index: int, checkpoint: Checkpoint):
     return keras.layers.LayerNormalization(epsilon=epsilon, name=f"layer_{index}_output_norm")(x + output)
 
 
-def load_post_norm_layer(model: keras.Model, index: int, checkpoint: Checkpoint) -> None:
+def load_encoder(model: keras.Model, checkpoint: Checkpoint) -> None:
+    """Every weight of a model built from `embeddings` and `post_norm_layer`s around attention layers named
+    `layer_{i}_attention` (a `LongformerSelfAttention` also gets its global projections)."""
+    num_heads = checkpoint.config["num_attention_heads"]
+    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+        assign(model.get_layer(name), [checkpoint.weight(f"embeddings.{name}.weight")], f"embeddings.{name}")
+    assign(model.get_layer("embeddings_norm"), layer_norm(checkpoint, "embeddings.LayerNorm"), "embeddings.LayerNorm")
+    for index in range(checkpoint.config["num_hidden_layers"]):
+        attention = model.get_layer(f"layer_{index}_attention")
+        prefix = f"encoder.layer.{index}.attention"
+        projections = [
+            (attention._query_dense, "query"),
+            (attention._key_dense, "key"),
+            (attention._value_dense, "value"),
+        ]
+        if isinstance(attention, LongformerSelfAttention):
+            projections += zip(
+                attention.global_projections, ("query_global", "key_global", "value_global"), strict=True
+            )
+        for projection, name in projections:
+            load_projection(projection, checkpoint, f"{prefix}.self.{name}", num_heads)
+        load_output_projection(attention._output_dense, checkpoint, f"{prefix}.output.dense", num_heads)
+        _load_post_norm_layer(model, index, checkpoint)
+
+
+def _load_post_norm_layer(model: keras.Model, index: int, checkpoint: Checkpoint) -> None:
     """Weights of `post_norm_layer(index)` from `encoder.layer.{index}`."""
     prefix = f"encoder.layer.{index}"
     for layer, source in (

@@ -8,7 +8,7 @@ from keras import ops
 
 from keras_sparse.layers import PositionEmbedding, SparseMultiHeadAttention, TokenEmbedding
 from keras_sparse.models.huggingface import bert_layers
-from keras_sparse.models.huggingface.checkpoint import Checkpoint, assign
+from keras_sparse.models.huggingface.checkpoint import Checkpoint
 from keras_sparse.patterns import BigBird, Dense
 
 PREFIX = "bert."
@@ -73,22 +73,5 @@ def build(checkpoint: Checkpoint, seq_len: int | None, random_blocks: str, seed:
         )(x, x, value_mask=padding)
         x = bert_layers.post_norm_layer(x, attention, index, checkpoint)
     model = keras.Model(inputs, x, name="big_bird")
-    _load(model, checkpoint, num_layers, num_heads)
+    bert_layers.load_encoder(model, checkpoint)
     return model
-
-
-def _load(model: keras.Model, checkpoint: Checkpoint, num_layers: int, num_heads: int) -> None:
-    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
-        assign(model.get_layer(name), [checkpoint.weight(f"embeddings.{name}.weight")], f"embeddings.{name}")
-    assign(model.get_layer("embeddings_norm"), bert_layers.layer_norm(checkpoint, "embeddings.LayerNorm"), "LayerNorm")
-    for index in range(num_layers):
-        attention = model.get_layer(f"layer_{index}_attention")
-        prefix = f"encoder.layer.{index}.attention"
-        for projection, name in (
-            (attention._query_dense, "query"),
-            (attention._key_dense, "key"),
-            (attention._value_dense, "value"),
-        ):
-            bert_layers.load_projection(projection, checkpoint, f"{prefix}.self.{name}", num_heads)
-        bert_layers.load_output_projection(attention._output_dense, checkpoint, f"{prefix}.output.dense", num_heads)
-        bert_layers.load_post_norm_layer(model, index, checkpoint)

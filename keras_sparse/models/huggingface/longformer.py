@@ -7,7 +7,7 @@ from keras import ops
 
 from keras_sparse.layers import LongformerSelfAttention, TokenEmbedding
 from keras_sparse.models.huggingface import bert_layers
-from keras_sparse.models.huggingface.checkpoint import Checkpoint, assign
+from keras_sparse.models.huggingface.checkpoint import Checkpoint
 
 PREFIX = "longformer."
 INPUTS = ("input_ids", "attention_mask", "global_attention_mask")
@@ -54,23 +54,5 @@ def build(checkpoint: Checkpoint, seq_len: int | None, global_tokens: tuple[int,
         )(x, padding_mask=padding, global_attention_mask=inputs["global_attention_mask"])
         x = bert_layers.post_norm_layer(x, attention, index, checkpoint)
     model = keras.Model(inputs, x, name="longformer")
-    _load(model, checkpoint, num_layers, num_heads)
+    bert_layers.load_encoder(model, checkpoint)
     return model
-
-
-def _load(model: keras.Model, checkpoint: Checkpoint, num_layers: int, num_heads: int) -> None:
-    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
-        assign(model.get_layer(name), [checkpoint.weight(f"embeddings.{name}.weight")], f"embeddings.{name}")
-    assign(model.get_layer("embeddings_norm"), bert_layers.layer_norm(checkpoint, "embeddings.LayerNorm"), "LayerNorm")
-    for index in range(num_layers):
-        attention = model.get_layer(f"layer_{index}_attention")
-        prefix = f"encoder.layer.{index}.attention"
-        for projection, name in (
-            (attention._query_dense, "query"),
-            (attention._key_dense, "key"),
-            (attention._value_dense, "value"),
-            *zip(attention.global_projections, ("query_global", "key_global", "value_global"), strict=True),
-        ):
-            bert_layers.load_projection(projection, checkpoint, f"{prefix}.self.{name}", num_heads)
-        bert_layers.load_output_projection(attention._output_dense, checkpoint, f"{prefix}.output.dense", num_heads)
-        bert_layers.load_post_norm_layer(model, index, checkpoint)
