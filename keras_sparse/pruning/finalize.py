@@ -38,7 +38,7 @@ def attention_config(layer) -> dict:
     config = without_masks(layer.get_config(), layer)
     heads = kept_heads(layer)
     if isinstance(layer, SparseMultiHeadAttention):
-        pattern = as_learned(layer) if layer.built_seq_len else layer.pattern
+        pattern = as_learned(layer) if layer.built_seq_len and not layer.pattern.dynamic else layer.pattern
         if heads is not None:
             pattern = _select_heads(pattern, heads, layer.num_heads)
         config["pattern"] = pattern

@@ -58,6 +58,9 @@ def test_fine_tunes_while_pruning_heads_and_round_trips_through_a_keras_file(fol
     model.save(tmp_path / "fine_tuned.keras")
     loaded = keras.saving.load_model(tmp_path / "fine_tuned.keras")  # no custom_objects
     np.testing.assert_allclose(loaded(data), model(data), rtol=1e-5, atol=1e-5)
+    small = ks.pruning.finalize(model)  # the pruned heads taken out
+    assert small.count_params() < model.count_params()
+    np.testing.assert_allclose(small(data), model(data), rtol=1e-4, atol=1e-5)
 
 
 def list_inputs(model: keras.Model) -> keras.Model:
