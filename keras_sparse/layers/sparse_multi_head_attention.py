@@ -60,7 +60,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             `flash_attention` has no effect.
         pattern: a `keras_sparse.patterns.Pattern`. Defaults to `Dense()`. With the input-dependent `LSH`
             pattern the layer is Reformer attention: keys share the query projection (the key projection's
-            weights are kept but unused), and `attention_mask` / `return_attention_scores` are not available.
+            weights are kept but unused), the hashing rotations are one more, non-trainable weight
+            (`lsh_rotations`, `(num_heads, num_hashes, key_dim, buckets / 2)`, from `pattern.rotations`), and
+            `attention_mask` / `return_attention_scores` are not available.
         implementation: str, the kernel. One of
             - `"auto"` (default): `"blocked"`, unless blocks would compute over 32x the allowed scores,
               then `"segment"`;
