@@ -7,6 +7,8 @@ import re
 FIXES = {
     "SparseSoftmax": "the tf.sparse attention kernel: use implementation='segment' (keras_sparse.exportable does it)",
     "SparseTensorDenseMatMul": "the tf.sparse attention kernel: use implementation='segment'",
+    "SQUARED_DIFFERENCE": "16x8 has no int16 SQUARED_DIFFERENCE kernel (variances: keras.ops.var, layer norms the "
+    "converter cannot rewrite, such as those inside other composite layers): use int8",
     "SELECT_V2": "16x8 has no SELECT_V2 kernel (tf.where, keras.ops.where): multiply by a 0/1 mask instead, "
     "or use int8",
     "Equal": "the quantizer could not calibrate this comparison (16x8 fails so on LSH attention's buckets): use int8",
@@ -28,6 +30,7 @@ _NOT_BUILTIN = re.compile(r"'tf\.(\w+)' op is neither a custom op nor a flex op"
 _SELECT_OPS = re.compile(r"TF Select ops: ([\w, ]+)")
 _UNQUANTIZABLE = re.compile(r"not yet supported for op: '(\w+)'")
 _UNCALIBRATED = re.compile(r"Empty min/max for tensor (\S+)")
+_FAILED_NODE = re.compile(r"Node number \d+ \((\w+)\) failed to (?:invoke|prepare)")
 
 
 def _layers_in(node_path: str, layer_names: list[str]) -> set[str]:
@@ -55,11 +58,26 @@ def explain_conversion_failure(message: str, graph_nodes: dict[str, list[str]], 
         for op, nodes in graph_nodes.items():
             if match.group(1) in nodes:
                 found.setdefault(op, set()).update(_layers_in(match.group(1), layer_names))
-    if not found:
-        return ConversionError(f"TFLite conversion failed:\n{message.strip()[-2000:]}")
+    if not found:  # the converter's own errors, without the call stacks its MLIR diagnostics repeat
+        errors = dict.fromkeys(
+            line.split("error: ", 1)[1].strip() for line in message.splitlines() if "error: " in line
+        )
+        detail = "\n".join(errors) or message.strip()[-2000:]
+        return ConversionError(f"TFLite conversion failed; nothing was written:\n{detail}")
     lines = []
     for op, layers in sorted(found.items()):
         where = f" in layer {', '.join(sorted(layers))}" if layers else ""
         fix = FIXES.get(op, "write the layer with ops that are TFLite builtins (Flex ops are never used)")
         lines.append(f"- {op}{where}: no TFLite builtin kernel for this conversion. Fix: {fix}.")
     return ConversionError("The model needs ops that TFLite builtins lack; nothing was written.\n" + "\n".join(lines))
+
+
+def explain_runtime_failure(message: str, what: str, hint: str = "") -> ConversionError:
+    """A ConversionError for a converted file that a runtime (`what`) refused to prepare or run, naming the op."""
+    reason = " ".join(message.split()).rstrip(". ")
+    fixes = [f"\n- {op}: {FIXES[op]}." for op in dict.fromkeys(_FAILED_NODE.findall(message)) if op in FIXES]
+    return ConversionError(
+        f"{what} cannot run the converted file: {reason}. Nothing was written."
+        + "".join(fixes)
+        + (hint and "\n" + hint)
+    )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 import pathlib
 import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -15,12 +17,12 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from converters import c_sources
-from converters.errors import ConversionError, VerificationError
-from converters.litert import quantized_inputs
-from converters.representative_data import as_samples
-from converters.to_tflite import ConversionResult, to_tflite
-from keras_sparse.files import write_atomically
-from keras_sparse.rewrites import with_max_query_blocks
+from converters.arguments import checked_count, checked_flag
+from converters.errors import ConversionError, VerificationError, explain_runtime_failure
+from converters.litert import dequantized, output_order, quantized_inputs
+from converters.to_tflite import ConversionResult, convert_verified
+from converters.verification import verify
+from keras_sparse.files import MANIFEST, check_output_folder, write_folder_atomically
 
 MICRO_FIXES = {
     "SELECT": "keras.layers.Embedding emits it (negative-id wrapping): use keras_sparse.layers.TokenEmbedding",
@@ -28,6 +30,9 @@ MICRO_FIXES = {
     "GELU": "use activation='relu', or the tanh approximation",
 }
 """Ops TFLite Micro lacks, and how to avoid them."""
+
+MICRO_SAMPLES = 16
+"""Verification samples TFLite Micro runs (its reference kernels are slow)."""
 
 ARENA_MARGIN = 1.1
 """kTensorArenaSize is the smallest arena that worked, times this margin, rounded up to 16 bytes."""
@@ -44,13 +49,14 @@ class MicroBundle:
     ops: tuple[str, ...]
     max_quantization_steps: int
     tflite: ConversionResult
+    micro_max_relative_error: float
 
     def report(self) -> str:
         return (
             f"{self.folder}: {', '.join(self.files)}\n  ops: {', '.join(self.ops)}\n"
             f"  arena: {self.measured_arena_bytes} bytes measured, kTensorArenaSize = {self.arena_bytes}\n"
-            f"  TFLite Micro vs LiteRT: at most {self.max_quantization_steps} quantization step(s) apart\n"
-            + self.tflite.report()
+            f"  TFLite Micro vs Keras: max relative error {self.micro_max_relative_error:.2e}; vs LiteRT: at most "
+            f"{self.max_quantization_steps} quantization step(s) apart\n" + self.tflite.report()
         )
 
 
@@ -61,40 +67,95 @@ def _micro_interpreter(flatbuffer: bytes, arena: int):
 
 
 _PROBE = """
-import sys, numpy as np
+import io, struct, sys, numpy as np
 from tflite_micro.python.tflite_micro import runtime
-interpreter = runtime.Interpreter.from_file(sys.argv[1], arena_size=int(sys.argv[2]))
-inputs = np.load(sys.argv[3])
-for index in range(len(inputs.files)):
-    interpreter.set_input(inputs[f"arr_{index}"], index)
-interpreter.invoke()
+(length,) = struct.unpack("<Q", sys.stdin.buffer.read(8))
+arrays = np.load(io.BytesIO(sys.stdin.buffer.read(length)))
+model, inputs = arrays["model"].tobytes(), [arrays[f"input_{i}"] for i in range(len(arrays.files) - 1)]
+for line in sys.stdin.buffer:
+    try:
+        interpreter = runtime.Interpreter.from_bytes(model, arena_size=int(line))
+        for index, array in enumerate(inputs):
+            interpreter.set_input(array, index)
+        interpreter.invoke()
+        print(1, flush=True)
+    except Exception:
+        print(0, flush=True)
 """
 
 
-def smallest_arena(flatbuffer: bytes, probe: list[np.ndarray], upper: int = 64 * 2**20) -> int:
-    """The smallest arena (bytes, to 16) in which the model allocates and invokes, by binary search.
+class _ArenaProbe:
+    """Tries arena sizes in a TFLite Micro process fed through pipes (no file is written).
 
-    Each try runs in its own process: TFLite Micro may crash, not just fail, in a too-small arena.
+    A too-small arena may crash that process: the size then fails, and the next try starts a new one.
     """
-    with tempfile.TemporaryDirectory() as scratch:
-        model_path, inputs_path = os.path.join(scratch, "model.tflite"), os.path.join(scratch, "inputs.npz")
-        pathlib.Path(model_path).write_bytes(flatbuffer)
-        np.savez(inputs_path, *probe)
 
-        def works(size: int) -> bool:
-            command = [sys.executable, "-c", _PROBE, model_path, str(size), inputs_path]
-            return subprocess.run(command, capture_output=True).returncode == 0
+    def __init__(self, flatbuffer: bytes, probe: list[np.ndarray]):
+        buffer = io.BytesIO()
+        np.savez(buffer, model=np.frombuffer(flatbuffer, np.uint8), **{f"input_{i}": a for i, a in enumerate(probe)})
+        self.payload = struct.pack("<Q", len(buffer.getvalue())) + buffer.getvalue()
+        self.process = None
 
-        if not works(upper):
+    def works(self, size: int, fresh: bool = False) -> bool:
+        """Whether the model allocates and invokes in `size` bytes; `fresh`: in a process of its own."""
+        if fresh:
+            self.close()
+        try:
+            if self.process is None:
+                command = [sys.executable, "-c", _PROBE]
+                self.process = subprocess.Popen(
+                    command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+                )
+                self.process.stdin.write(self.payload)
+            self.process.stdin.write(b"%d\n" % size)
+            self.process.stdin.flush()
+            answer = self.process.stdout.readline()
+        except BrokenPipeError:
+            answer = b""
+        if not answer:
+            self.close()
+        return answer.strip() == b"1"
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.communicate()
+            self.process = None
+
+
+def smallest_arena(flatbuffer: bytes, probe: list[np.ndarray], upper: int = 64 * 2**20) -> int:
+    """The smallest arena (bytes, to 16) in which the model allocates and invokes `probe`, by binary search.
+
+    `probe` holds one array per input of the file, in its order, as the file takes them. The tries run in
+    another process (TFLite Micro may crash, not just fail, in a too-small arena); the answer is then
+    confirmed in fresh processes, since a too-small arena might also corrupt that process's memory
+    without crashing it (if it is not confirmed, every try gets a process of its own).
+
+    Raises:
+        ConversionError: the model does not run even in an `upper`-byte arena.
+    """
+    arena = _ArenaProbe(flatbuffer, probe)
+    try:
+        if not arena.works(upper, fresh=True):
             raise ConversionError(f"The model does not run in TFLite Micro even with a {upper >> 20} MiB arena.")
-        low, high = 16 * 1024, 16 * 1024
-        while not works(high):  # exponential search first: a few tries find the right power of two
-            low, high = high, high * 2
-        low = 0 if low == high else low
-        while high - low > 16:
-            middle = (low + high) // 32 * 16
-            low, high = (low, middle) if works(middle) else (middle, high)
-        return high
+        high = _search(arena.works)
+        if arena.works(high, fresh=True) and not arena.works(high - 16, fresh=True):
+            return high
+        return _search(lambda size: arena.works(size, fresh=True))
+    finally:
+        arena.close()
+
+
+def _search(works) -> int:
+    """The smallest size (to 16) for which `works(size)`, assuming larger sizes work too."""
+    low, high = 16 * 1024, 16 * 1024
+    while not works(high):  # exponential search first: a few tries find the right power of two
+        low, high = high, high * 2
+    low = 0 if low == high else low
+    while high - low > 16:
+        middle = (low + high) // 32 * 16
+        low, high = (low, middle) if works(middle) else (middle, high)
+    return high
 
 
 @contextlib.contextmanager
@@ -115,11 +176,12 @@ def _captured_stderr():
 
 
 def _check_micro_ops(flatbuffer: bytes) -> None:
+    """Raises ConversionError naming the ops TFLite Micro has no kernel for, and how to avoid them."""
     with _captured_stderr() as log:
         try:
             _micro_interpreter(flatbuffer, 64 * 2**20)
             return
-        except RuntimeError:
+        except (RuntimeError, ValueError):  # the runtime's refusals; its log names the ops
             pass
     missing = sorted(set(re.findall(r"Didn't find op for builtin opcode '(\w+)'", log[0])))
     fixes = [f"- {op}: {MICRO_FIXES.get(op, 'avoid the layer that emits it')}" for op in missing]
@@ -139,42 +201,61 @@ def to_micro(
     max_relative_error: float | None = None,
     min_argmax_agreement: float | None = None,
     overwrite: bool = False,
-    max_quantization_steps: int = 8,
+    max_quantization_steps: int | None = None,
     max_query_blocks: int | None = None,
 ) -> MicroBundle:
-    """Writes a TFLite Micro bundle for `model` into `folder`, after verifying it.
+    """Writes a TFLite Micro bundle for `model` as the folder `folder`, after verifying it.
 
-    Files: `<name>_int8.tflite` (verified against Keras by `to_tflite`), `<name>_model_data.cc/.h`
+    Files: `<name>_int8.tflite` (verified against `model` as `to_tflite` verifies), `<name>_model_data.cc/.h`
     (an `alignas(16)` array and its size), `<name>_op_resolver.h` (a `MicroMutableOpResolver<N>`
-    registering exactly the ops used) and `<name>_model_settings.h` (input and output shapes and
-    quantization, and `kTensorArenaSize`: the smallest arena that worked in the tflite-micro Python
-    interpreter, times 1.1). TFLite Micro's outputs must be within `max_quantization_steps` (default 8)
-    of LiteRT's: their int8 kernels round differently, and the differences add up through a network.
-    Measured on random inputs: a Dense layer 1 step, Keras's LayerNormalization (MEAN, SQUARED_DIFFERENCE,
-    RSQRT) 2, Keras's own MultiHeadAttention 2, SparseMultiHeadAttention 3 (4 with key padding), one
-    sparse Transformer encoder block 3 to 5; a trained one-layer ListOps classifier 6.
-    The bundle reports the difference it measured.
+    registering exactly the ops used, with TFLite Micro's own method names, `c_sources.RESOLVER_METHODS_FILE`),
+    `<name>_model_settings.h` (input and output shapes and quantization, and `kTensorArenaSize`: the
+    smallest arena that worked in the tflite-micro Python interpreter, times 1.1; a model with several
+    inputs or outputs gets them numbered, `kInput0Dim0`, `kOutput1Scale`, ...) and
+    `keras_sparse_manifest.json` (the files' SHA-256).
+
+    The bundle is written all or nothing (`keras_sparse.files.write_folder_atomically`): it is built and
+    read back beside `folder`, then takes its place in one step, so readers and a process killed midway
+    see the old bundle or the new one. `folder` must be new, empty, or (with `overwrite`) hold an earlier
+    bundle unchanged; a file of anyone else's in it, whatever its name, is never touched: the call is refused.
+
+    TFLite Micro runs the file too, and its outputs must meet the same bounds against the Keras model as
+    LiteRT's (`max_relative_error`, `min_argmax_agreement`). The two runtimes' int8 kernels round
+    differently and the differences add up through a network, so the bundle also reports how many output
+    quantization steps apart they were; `max_quantization_steps` (default None: reported, not required)
+    bounds that too. Steps depend on the output scale: a classifier with small logits had both runtimes
+    0.03-0.07 from Keras while 19 steps of 0.005 apart.
     With `max_query_blocks`, sparse attention layers compute at most that many query blocks per step in
     the file (`keras_sparse.rewrites.with_max_query_blocks`; the same numbers, fewer tensors live at
     once, but each step gathers its own queries). Measure both: with one softmax per row, at L=512
     (BigBird on blocks of 32, d_model 128) the arena fell from 1319 KiB in one step to 1083 with 4; for
     the ListOps main job's pruned model (hidden 64) it stayed at 381 KiB (and once grew).
     None (default) keeps the model's steps.
-    `max_relative_error` and `min_argmax_agreement` override the int8 bounds of `to_tflite`.
+    `representative_data`, `verification_data`, `seq_len`, `max_relative_error` and `min_argmax_agreement`
+    are those of `to_tflite` in int8.
+
+    Raises:
+        ValueError, TypeError: a bad argument or bad data, named (before the conversion starts).
+        OSError: `folder` cannot be written (`keras_sparse.files.check_output_folder`): FileExistsError if it
+            holds an earlier bundle and not `overwrite`, or anything else.
+        ConversionError: an op without a builtin (or TFLite Micro) kernel, or a runtime cannot run the file.
+        VerificationError: the file disagrees with the model, or TFLite Micro with LiteRT.
 
     Example:
 
-    >>> import keras, numpy as np, tempfile
+    >>> import keras, numpy as np, tempfile, pathlib
     >>> from converters import to_micro
     >>> x = keras.Input((16, 4))
     >>> model = keras.Model(x, keras.layers.Dense(2)(x))
     >>> data = np.random.default_rng(0).normal(size=(32, 16, 4)).astype("float32")
-    >>> bundle = to_micro(model, tempfile.mkdtemp(), data, name="tiny")
+    >>> bundle = to_micro(model, pathlib.Path(tempfile.mkdtemp()) / "tiny", data, name="tiny")
     >>> bundle.ops, bundle.max_quantization_steps <= 1
     (('FULLY_CONNECTED',), True)
     """
     name = c_sources.c_identifier(name)
-    folder = pathlib.Path(folder)
+    overwrite = checked_flag("overwrite", overwrite)
+    if max_quantization_steps is not None:
+        max_quantization_steps = checked_count("max_quantization_steps", max_quantization_steps)
     names = [
         f"{name}_int8.tflite",
         f"{name}_model_data.cc",
@@ -182,70 +263,101 @@ def to_micro(
         f"{name}_op_resolver.h",
         f"{name}_model_settings.h",
     ]
-    existing = [n for n in names if (folder / n).exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{folder} already holds {', '.join(existing)}. Pass overwrite=True to replace them.")
-    scratch = folder / f".{name}_unverified.tflite"
-    if max_query_blocks is not None:  # a functional or Sequential model: a subclassed one cannot be copied
-        model = with_max_query_blocks(model, max_query_blocks)
-    result = to_tflite(
+    folder = check_output_folder(folder, overwrite, file_names=names)
+    verified = convert_verified(
         model,
-        scratch,
-        quantization="int8",
-        representative_data=representative_data,
-        verification_data=verification_data,
-        seq_len=seq_len,
+        folder / names[0],
+        "int8",
+        representative_data,
+        verification_data,
+        seq_len,
+        sparse_weights=False,  # TFLite Micro has no sparse kernels
         max_relative_error=max_relative_error,
         min_argmax_agreement=min_argmax_agreement,
-        overwrite=True,
+        float_outputs=False,
+        max_query_blocks=max_query_blocks,
     )
-    flatbuffer = scratch.read_bytes()
-    scratch.unlink()
+    flatbuffer = verified.flatbuffer
     _check_micro_ops(flatbuffer)
+    ops = list(verified.result.ops)
+    resolver = c_sources.op_resolver_header(name, ops)  # before the slow arena search: every op needs a method
 
     litert = Interpreter(model_content=flatbuffer)
     litert.allocate_tensors()
-    ranks = [len(d["shape"]) for d in litert.get_input_details()]
-    samples = as_samples(verification_data if verification_data is not None else representative_data, ranks, 16)
-    worst = 0
-    micro = _micro_interpreter(flatbuffer, 64 * 2**20)
-    for sample in samples:
-        inputs = quantized_inputs(litert, sample)
-        micro.reset()
-        for index, array in enumerate(inputs):
-            micro.set_input(array, index)
-            litert.set_tensor(litert.get_input_details()[index]["index"], array)
-        micro.invoke()
-        litert.invoke()
-        expected = litert.get_tensor(litert.get_output_details()[0]["index"]).astype(np.int32)
-        worst = max(worst, int(np.abs(micro.get_output(0).astype(np.int32) - expected).max()))
-    if worst > max_quantization_steps:
+    input_names = [i.name for i in verified.inputs]
+    samples = [quantized_inputs(litert, sample, input_names) for sample in verified.samples[:MICRO_SAMPLES]]
+    micro_outputs, worst = _run_micro(flatbuffer, litert, samples)
+    comparison = verify(
+        micro_outputs,
+        verified.expected[:MICRO_SAMPLES],
+        "The TFLite Micro run of the int8 file",
+        verified.max_relative_error,
+        verified.min_argmax_agreement,
+    )
+    if max_quantization_steps is not None and worst > max_quantization_steps:
         raise VerificationError(
             f"TFLite Micro and LiteRT differ by {worst} quantization steps on the outputs (allowed: "
             f"max_quantization_steps={max_quantization_steps}); nothing was written."
         )
 
-    measured = smallest_arena(flatbuffer, quantized_inputs(litert, samples[0]))
+    measured = smallest_arena(flatbuffer, samples[0])
     arena = -(-int(measured * ARENA_MARGIN) // 16) * 16
-    inp, out = litert.get_input_details()[0], litert.get_output_details()[0]
-    settings = {f"kInputDim{i}": int(d) for i, d in enumerate(inp["shape"])}
-    settings.update(
-        kInputScale=float(inp["quantization"][0]),
-        kInputZeroPoint=int(inp["quantization"][1]),
-        kOutputSize=int(np.prod(out["shape"])),
-        kOutputScale=float(out["quantization"][0]),
-        kOutputZeroPoint=int(out["quantization"][1]),
-        kTensorArenaSize=arena,
-    )
-    ops = list(result.ops)
     contents = {
         names[0]: flatbuffer,
         names[1]: c_sources.model_data_source(name, flatbuffer).encode(),
         names[2]: c_sources.model_data_header(name).encode(),
-        names[3]: c_sources.op_resolver_header(name, ops).encode(),
-        names[4]: c_sources.model_settings_header(name, settings).encode(),
+        names[3]: resolver.encode(),
+        names[4]: c_sources.model_settings_header(name, _settings(litert, arena)).encode(),
     }
-    for file_name, data in contents.items():
-        write_atomically(folder / file_name, data, overwrite=True)  # checked above: absent, or overwrite asked
-    final = dataclasses.replace(result, path=folder / names[0])
-    return MicroBundle(folder, tuple(names), arena, measured, tuple(ops), worst, final)
+    write_folder_atomically(folder, contents, overwrite=overwrite)
+    return MicroBundle(
+        folder, (*names, MANIFEST), arena, measured, tuple(ops), worst, verified.result, comparison.max_relative_error
+    )
+
+
+def _run_micro(
+    flatbuffer: bytes, litert: Interpreter, samples: list[list[np.ndarray]]
+) -> tuple[list[list[np.ndarray]], int]:
+    """TFLite Micro's outputs on `samples` (dequantized, in the Keras model's output order), and the largest
+    difference in quantization steps between them and LiteRT's."""
+    worst, outputs = 0, []
+    order = output_order(litert)
+    details = litert.get_output_details()
+    micro = _micro_interpreter(flatbuffer, 64 * 2**20)
+    for index, sample in enumerate(samples):
+        try:
+            micro.reset()
+            for position, array in enumerate(sample):
+                micro.set_input(array, position)
+                litert.set_tensor(litert.get_input_details()[position]["index"], array)
+            micro.invoke()
+            litert.invoke()
+        except (RuntimeError, ValueError) as error:
+            raise explain_runtime_failure(
+                f"{error} (on verification sample {index})", "TFLite Micro or LiteRT"
+            ) from None
+        for position, detail in enumerate(details):
+            expected = litert.get_tensor(detail["index"]).astype(np.int32)
+            worst = max(worst, int(np.abs(micro.get_output(position).astype(np.int32) - expected).max()))
+        outputs.append([dequantized(details[k], micro.get_output(k)) for k in order])
+    return outputs, worst
+
+
+def _settings(litert: Interpreter, arena: int) -> dict:
+    """The constants of `<name>_model_settings.h`: shapes and quantization of the inputs and outputs, and the arena."""
+    inputs, outputs = litert.get_input_details(), litert.get_output_details()
+    settings = {}
+    for index, detail in enumerate(inputs):
+        prefix = "kInput" if len(inputs) == 1 else f"kInput{index}"
+        settings.update({f"{prefix}Dim{i}": int(d) for i, d in enumerate(detail["shape"])})
+        settings.update(
+            {f"{prefix}Scale": float(detail["quantization"][0]), f"{prefix}ZeroPoint": int(detail["quantization"][1])}
+        )
+    for index, detail in enumerate(outputs):
+        prefix = "kOutput" if len(outputs) == 1 else f"kOutput{index}"
+        settings.update({f"{prefix}Size": int(np.prod(detail["shape"]))})
+        settings.update(
+            {f"{prefix}Scale": float(detail["quantization"][0]), f"{prefix}ZeroPoint": int(detail["quantization"][1])}
+        )
+    settings["kTensorArenaSize"] = arena
+    return settings

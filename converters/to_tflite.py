@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import re
 import statistics
 import time
 
@@ -13,22 +14,33 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import keras_sparse as ks
-from converters.errors import ConversionError, VerificationError, explain_conversion_failure
+from converters.arguments import checked_bound, checked_flag
+from converters.errors import ConversionError, explain_conversion_failure, explain_runtime_failure
 from converters.litert import run_once
-from converters.quantization import MODES
-from converters.representative_data import as_samples
-from keras_sparse.files import write_atomically
-from keras_sparse.rewrites import rewritable
+from converters.model_inputs import ModelInput, as_samples, model_inputs, pack
+from converters.quantization import MODES, Mode
+from converters.verification import REWRITE_TOLERANCE, Comparison, check_finite, compare, verify
+from keras_sparse.files import check_output_file, write_atomically
+from keras_sparse.layers.sparse_multi_head_attention import checked_max_query_blocks
+from keras_sparse.rewrites import rewritable, with_max_query_blocks
 
 CALIBRATION_SAMPLES = 200
 VERIFICATION_SAMPLES = 64
 PROGRESS_FROM = 100
 """Calibrations of this many samples or more show a progress bar."""
+XNNPACK_HINT = (
+    "LiteRT's default CPU delegate (XNNPACK) cannot prepare this file, as phones would run it. Sparse-encoded int8 "
+    "weights do this (measured with n:m and block pruning): convert int8 without sparse_weights, or float32 with it."
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class ConversionResult:
-    """What was written and how it compares with the Keras model."""
+    """What was written and how it compares with the Keras model the user passed.
+
+    `rewrite_relative_error` is how far the export rewrites (`keras_sparse.exportable`, ...) moved the
+    model's outputs, or None when the model was converted as it is.
+    """
 
     path: pathlib.Path
     quantization: str
@@ -40,6 +52,7 @@ class ConversionResult:
     latency_ms: float
     samples: int
     size_without_sparse_encoding: int | None = None
+    rewrite_relative_error: float | None = None
 
     def report(self) -> str:
         """A one-screen summary."""
@@ -50,106 +63,37 @@ class ConversionResult:
             sparse = (
                 f" (sparse weight encoding saved {saved:.0%} of {self.size_without_sparse_encoding / 1024:.1f} KiB)"
             )
+        rewrites = ""
+        if self.rewrite_relative_error is not None:
+            rewrites = f"\n  export rewrites moved the Keras outputs by {self.rewrite_relative_error:.1e} (relative)"
         return (
             f"{self.path} ({self.quantization}): {self.size_bytes / 1024:.1f} KiB{sparse}, ops {', '.join(self.ops)}\n"
-            f"  vs Keras on {self.samples} inputs: max relative error {self.max_relative_error:.2e}, "
-            f"mean absolute error {self.mean_absolute_error:.2e}{agreement}\n"
+            f"  vs the Keras model on {self.samples} inputs: max relative error {self.max_relative_error:.2e}, "
+            f"mean absolute error {self.mean_absolute_error:.2e}{agreement}{rewrites}\n"
             f"  LiteRT latency (median, batch 1): {self.latency_ms:.2f} ms"
         )
 
 
-def _input_specs(model: keras.Model, seq_len: int | None) -> list[tf.TensorSpec]:
-    specs = []
-    for tensor in model.inputs:
-        shape = list(tensor.shape)[1:]
-        if shape and shape[0] is None:
-            if seq_len is None:
-                raise ValueError(
-                    "Received an invalid value for argument `seq_len`: the model's sequence length is not fixed, "
-                    f"and devices need one (input shape {tuple(tensor.shape)}). Pass seq_len=..."
-                )
-            shape[0] = seq_len
-        elif seq_len is not None and shape and shape[0] != seq_len:
-            raise ValueError(
-                f"Received an invalid value for argument `seq_len`: the model is built for length {shape[0]}. "
-                f"Received: seq_len={seq_len}"
-            )
-        if any(dim is None for dim in shape):
-            raise ValueError(
-                f"Input {tensor.name} has unknown dimensions {tuple(tensor.shape)}: give it a static shape."
-            )
-        specs.append(tf.TensorSpec((1, *shape), tensor.dtype, name=tensor.name))  # the file's input names
-    return specs
+@dataclasses.dataclass(frozen=True)
+class VerifiedFile:
+    """A converted file that passed verification, not yet written.
 
+    Attributes:
+        flatbuffer: the file's bytes.
+        result: what was measured, as if written at its path.
+        inputs: the model's inputs.
+        samples: the verification samples.
+        expected: the Keras model's outputs on each sample (flattened, in the model's output order).
+        max_relative_error, min_argmax_agreement: the bounds the file met.
+    """
 
-def _convert(
-    model: keras.Model, specs, mode, representative, sparse_weights: bool, float_inputs: bool, float_outputs: bool
-) -> bytes:
-    single = len(specs) == 1
-    function = tf.function(lambda *xs: model(xs[0] if single else list(xs), training=False))
-    # Not from_concrete_functions([...], model): with the model as trackable object, files were seen to keep
-    # uninitialised variables and return garbage (FACTS.md); verification below would catch it.
-    concrete = function.get_concrete_function(*specs)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-    mode.configure(converter, lambda: _with_progress(representative), sparse_weights, float_inputs, float_outputs)
-    try:
-        return converter.convert()
-    except Exception as error:  # the converter raises ConverterError and others, with the op list in the text
-        graph_nodes = {}
-        for node in concrete.graph.get_operations():
-            graph_nodes.setdefault(node.type, []).append(node.name)
-        layer_names = [layer.name for layer in model._flatten_layers()]
-        raise explain_conversion_failure(str(error), graph_nodes, layer_names) from None
-
-
-def _with_progress(samples: list, shown_from: int = PROGRESS_FROM):
-    """Yields the calibration samples, with Keras's progress bar when there are many."""
-    bar = keras.utils.Progbar(len(samples), unit_name="calibration sample") if len(samples) >= shown_from else None
-    for index, sample in enumerate(samples, 1):
-        yield sample
-        if bar is not None:
-            bar.update(index)
-
-
-def _verify(flatbuffer: bytes, model: keras.Model, samples, mode, max_relative_error, min_argmax_agreement):
-    try:
-        interpreter = Interpreter(model_content=flatbuffer, num_threads=2)
-        interpreter.allocate_tensors()
-    except (RuntimeError, ValueError) as error:
-        hint = ""
-        if "XNNPack" in str(error):
-            hint = (
-                " LiteRT's default CPU delegate (XNNPACK) cannot prepare this file, as phones would run it. "
-                "Sparse-encoded int8 weights do this (measured with n:m and block pruning): convert int8 without "
-                "sparse_weights, or float32 with it."
-            )
-        reason = str(error).rstrip(". ")
-        raise ConversionError(
-            f"LiteRT cannot run the converted {mode.name} file: {reason}.{hint} Nothing was written."
-        ) from None
-    ops = tuple(sorted({op["op_name"] for op in interpreter._get_ops_details()} - {"DELEGATE"}))
-    actual, times = [], []
-    for sample in samples:
-        start = time.perf_counter()
-        actual.append(run_once(interpreter, sample))
-        times.append((time.perf_counter() - start) * 1e3)
-    actual = np.concatenate(actual)
-    expected = np.concatenate([np.asarray(model(s[0] if len(s) == 1 else s, training=False)) for s in samples])
-    max_error = float(np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-30))
-    agreement = None
-    if expected.ndim == 2 and expected.shape[-1] > 1:
-        agreement = float((actual.argmax(-1) == expected.argmax(-1)).mean())
-    failures = []
-    if max_error > max_relative_error:
-        failures.append(f"max relative error {max_error:.3g} > {max_relative_error:g}")
-    if agreement is not None and min_argmax_agreement is not None and agreement < min_argmax_agreement:
-        failures.append(f"argmax agreement {agreement:.1%} < {min_argmax_agreement:.0%}")
-    if failures:
-        raise VerificationError(
-            f"The {mode.name} file disagrees with the Keras model on {len(samples)} inputs ({'; '.join(failures)}); "
-            "it was not written. Give more or better representative_data, or choose another quantization."
-        )
-    return ops, max_error, float(np.abs(actual - expected).mean()), agreement, statistics.median(times)
+    flatbuffer: bytes
+    result: ConversionResult
+    inputs: list[ModelInput]
+    samples: list[list[np.ndarray]]
+    expected: list[list[np.ndarray]]
+    max_relative_error: float
+    min_argmax_agreement: float
 
 
 def to_tflite(
@@ -167,34 +111,45 @@ def to_tflite(
 ) -> ConversionResult:
     """Converts `model` to a `.tflite` file with builtin ops only, verifies it in LiteRT, then writes it.
 
-    The file takes batch 1 and a fixed sequence length. Sparse attention layers switch to their
+    The file takes batch 1 and a fixed sequence length; its inputs are named after the model's (the keys
+    of a model taking a dict, such as keras-hub's `token_ids`, `padding_mask`, `segment_ids`) and it has
+    one output per entry of the model's flattened outputs. Sparse attention layers switch to their
     export-safe kernels first (`keras_sparse.exportable`); for int8 they also take their softmax blockwise
     (`keras_sparse.rewrites.with_blockwise_softmax`: the same numbers in float, and int8 weights with
     precision to spare on rows wider than int8 SOFTMAX's 256 steps), and for int16x8 layer norms become
-    `CenteredLayerNormalization` (`keras_sparse.centered_layer_norms`). The file is written (atomically) only if its
-    outputs on `verification_data` match the Keras model within the mode's tolerance; otherwise
-    VerificationError is raised and nothing is written. A model needing Flex or custom ops raises
-    ConversionError naming the op, its layer and the fix.
+    `CenteredLayerNormalization` (`keras_sparse.centered_layer_norms`). The rewritten copy must give the
+    model's outputs within float32 rounding (`verification.REWRITE_TOLERANCE`, relative), else
+    ConversionError. The file is then compared with `model` itself, as passed, on `verification_data`, and
+    written (atomically) only if every output is finite and within the mode's tolerance.
 
     Args:
-        model: a Keras model.
-        path: where to write the `.tflite`. An existing file is kept unless `overwrite=True`.
+        model: a functional or Sequential Keras model (keras-hub backbones and tasks are).
+        path: where to write the `.tflite`. Checked before any work: its folder must exist, and an existing
+            file is kept unless `overwrite=True`.
         quantization: `"float32"`, `"float16"`, `"dynamic"` (int8 weights), `"int8"` (full integer, int8 in
             and out for float inputs) or `"int16x8"` (16-bit activations, 8-bit weights).
-        representative_data: calibration inputs (array, list of arrays, tf.data.Dataset or iterable);
-            required for int8 and int16x8.
-        verification_data: held-out inputs to compare on; defaults to `representative_data`, or to
-            seeded normal samples for a float-input model in the float modes.
+        representative_data: calibration inputs, required for int8 and int16x8 and never empty: an array,
+            a list of arrays or a dict of arrays (by input name) holding a batch, a `tf.data.Dataset`, or
+            an iterable of samples or batches. float64 is cast to float32 and int64 to int32 (if it fits).
+        verification_data: held-out inputs to compare on, in the same forms; defaults to
+            `representative_data`, or to seeded normal samples for a float-input model in the float modes.
         seq_len: the fixed sequence length, when the model's is not fixed.
         sparse_weights: encode pruned weights sparsely (`tf.lite.Optimize.EXPERIMENTAL_SPARSITY`); the file is
             also converted without it, and the report shows the size saved. TFLite Micro gains nothing from it.
-        max_relative_error, min_argmax_agreement: override the mode's verification bounds.
+        max_relative_error, min_argmax_agreement: override the mode's verification bounds; numbers in [0, 1].
         overwrite: replace an existing file at `path`.
         float_outputs: with int8, keep float32 output tensors around the int8 body (LiteRT.js has no int8
             tensors; phones and microcontrollers take int8 outputs).
 
     Returns:
         A ConversionResult; `.report()` summarises it.
+
+    Raises:
+        ValueError, TypeError: a bad argument or bad data, named (before the conversion starts).
+        OSError: `path` cannot be written (`keras_sparse.files.check_output_file`); FileExistsError if it exists.
+        ConversionError: the model needs an op without a TFLite builtin kernel, a rewrite changed its
+            numbers, or LiteRT cannot run the converted file; nothing was written.
+        VerificationError: the file disagrees with the model, or either gives NaN or infinite outputs.
 
     Example:
 
@@ -206,18 +161,55 @@ def to_tflite(
     >>> result.ops, result.max_relative_error < 1e-4
     (('FULLY_CONNECTED',), True)
     """
+    path = check_output_file(path, checked_flag("overwrite", overwrite))
+    verified = convert_verified(
+        model,
+        path,
+        quantization,
+        representative_data,
+        verification_data,
+        seq_len,
+        sparse_weights=sparse_weights,
+        max_relative_error=max_relative_error,
+        min_argmax_agreement=min_argmax_agreement,
+        float_outputs=float_outputs,
+    )
+    write_atomically(path, verified.flatbuffer, overwrite=overwrite)
+    return verified.result
+
+
+def convert_verified(
+    model: keras.Model,
+    path: pathlib.Path,
+    quantization: str,
+    representative_data,
+    verification_data,
+    seq_len: int | None,
+    *,
+    sparse_weights: bool,
+    max_relative_error: float | None,
+    min_argmax_agreement: float | None,
+    float_outputs: bool,
+    max_query_blocks: int | None = None,
+) -> VerifiedFile:
+    """`to_tflite` without the write: the verified file, and its result as if written at `path`.
+
+    The arguments are `to_tflite`'s; `max_query_blocks` also applies
+    `keras_sparse.rewrites.with_max_query_blocks` (for `to_micro`).
+    """
     if quantization not in MODES:
         raise ValueError(
             f"Received an invalid value for argument `quantization`, expected one of {tuple(MODES)}. "
             f"Received: quantization={quantization!r}"
         )
     mode = MODES[quantization]
-    path = pathlib.Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists. Pass overwrite=True to replace it, or choose another path.")
-    specs = _input_specs(model, seq_len)
-    ranks = [len(spec.shape) for spec in specs]
-    float_inputs = all(spec.dtype.is_floating for spec in specs)
+    max_relative_error = checked_bound("max_relative_error", max_relative_error, mode.max_relative_error)
+    min_argmax_agreement = checked_bound("min_argmax_agreement", min_argmax_agreement, mode.min_argmax_agreement)
+    sparse_weights = checked_flag("sparse_weights", sparse_weights)
+    float_outputs = checked_flag("float_outputs", float_outputs)
+    checked_max_query_blocks(max_query_blocks)
+    inputs = model_inputs(model, seq_len)
+    float_inputs = all(i.dtype.kind == "f" for i in inputs)
     if quantization == "int16x8" and not float_inputs:
         raise ValueError(
             "Received an invalid value for argument `quantization`: the TF 2.21 converter cannot calibrate "
@@ -228,47 +220,170 @@ def to_tflite(
             f"Received an invalid value for argument `representative_data`: {quantization} quantization "
             "calibrates activation ranges on it. Pass a few hundred typical inputs."
         )
-    representative = [] if representative_data is None else as_samples(representative_data, ranks, CALIBRATION_SAMPLES)
+    representative = []
+    if representative_data is not None:
+        representative = as_samples(representative_data, inputs, CALIBRATION_SAMPLES, "representative_data")
     if verification_data is not None:
-        verification = as_samples(verification_data, ranks, VERIFICATION_SAMPLES, name="verification_data")
+        verification = as_samples(verification_data, inputs, VERIFICATION_SAMPLES, "verification_data")
     elif representative:
         verification = representative[:VERIFICATION_SAMPLES]
     elif float_inputs:
         rng = np.random.default_rng(0)
-        verification = [[rng.normal(size=spec.shape).astype(np.float32) for spec in specs] for _ in range(16)]
+        verification = [[rng.normal(size=i.shape).astype(i.dtype) for i in inputs] for _ in range(16)]
     else:
         raise ValueError(
             "Received an invalid value for argument `verification_data`: the model takes non-float inputs, so "
             "typical inputs cannot be made up. Pass verification_data (or representative_data)."
         )
-    if rewritable(model):
-        model = ks.exportable(model)
-        if quantization == "int16x8":
-            model = ks.centered_layer_norms(model)  # Keras's LayerNormalization emits NEG: no 16x8 kernel
-        if quantization == "int8":
-            model = ks.rewrites.with_blockwise_softmax(model)  # int8 SOFTMAX's 1/256 steps: see its module
-    flatbuffer = _convert(model, specs, mode, representative, sparse_weights, float_inputs, float_outputs)
-    ops, max_error, mean_error, agreement, latency = _verify(
-        flatbuffer,
-        model,
-        verification,
-        mode,
-        mode.max_relative_error if max_relative_error is None else max_relative_error,
-        mode.min_argmax_agreement if min_argmax_agreement is None else min_argmax_agreement,
+
+    original = _traced(model, inputs)
+    expected = _outputs(original, verification, "verification_data" if verification_data is not None else None)
+    check_finite(expected, "The Keras model")
+    export, rewrites = _export_copy(model, quantization, max_query_blocks)
+    function, rewrite_error = original, None
+    if rewrites:
+        function = _traced(export, inputs)
+        rewrite_error = compare(_outputs(function, verification), expected).max_relative_error
+        if not rewrite_error <= REWRITE_TOLERANCE:
+            raise ConversionError(
+                f"Rewriting the model for export ({', '.join(rewrites)}) changed its outputs by {rewrite_error:.3g} "
+                f"(relative; float32 rounding stays under {REWRITE_TOLERANCE:g}) on {len(verification)} inputs, so "
+                "the file would not compute this model; nothing was written. A layer the rewrite copies without "
+                "its pattern or weights does this: please report it with the model's layers."
+            )
+    flatbuffer = _convert(function, export, mode, representative, sparse_weights, float_inputs, float_outputs)
+    ops, comparison, latency = _verify(
+        flatbuffer, inputs, verification, expected, mode, max_relative_error, min_argmax_agreement
     )
     without_sparse_encoding = None
     if sparse_weights:
-        without_sparse_encoding = len(_convert(model, specs, mode, representative, False, float_inputs, float_outputs))
-    write_atomically(path, flatbuffer, overwrite=overwrite)
-    return ConversionResult(
+        without_sparse_encoding = len(
+            _convert(function, export, mode, representative, False, float_inputs, float_outputs)
+        )
+    result = ConversionResult(
         path,
         quantization,
         len(flatbuffer),
         ops,
-        max_error,
-        mean_error,
-        agreement,
+        comparison.max_relative_error,
+        comparison.mean_absolute_error,
+        comparison.argmax_agreement,
         latency,
         len(verification),
         without_sparse_encoding,
+        rewrite_error,
     )
+    return VerifiedFile(flatbuffer, result, inputs, verification, expected, max_relative_error, min_argmax_agreement)
+
+
+def _export_copy(model: keras.Model, quantization: str, max_query_blocks: int | None) -> tuple[keras.Model, list[str]]:
+    """The copy of `model` that is converted, and the names of the rewrites that made it."""
+    if not rewritable(model):
+        if max_query_blocks is not None:
+            raise ValueError(
+                "Received an invalid value for argument `max_query_blocks`: it rewrites the model's layers, which "
+                "needs a functional or Sequential model."
+            )
+        return model, []
+    steps = [("keras_sparse.exportable", ks.exportable)]
+    if quantization == "int16x8":
+        steps.append(("keras_sparse.centered_layer_norms", ks.centered_layer_norms))  # LayerNormalization's NEG
+    if quantization == "int8":
+        steps.append(
+            ("keras_sparse.rewrites.with_blockwise_softmax", ks.rewrites.with_blockwise_softmax)
+        )  # int8 SOFTMAX's 1/256 steps
+    if max_query_blocks is not None:
+        steps.append(
+            ("keras_sparse.rewrites.with_max_query_blocks", lambda copy: with_max_query_blocks(copy, max_query_blocks))
+        )
+    for name, rewrite in steps:
+        try:
+            model = rewrite(model)
+        except ValueError:
+            raise
+        except Exception as error:  # a layer that cannot be copied: say which rewrite and why
+            raise ConversionError(
+                f"{name} could not copy the model for export ({type(error).__name__}: {error}); nothing was written."
+            ) from error
+    return model, [name for name, _ in steps]
+
+
+def _traced(model: keras.Model, inputs: list[ModelInput]):
+    """The model's batch-1 concrete function, returning its flattened outputs."""
+    function = tf.function(lambda *arrays: keras.tree.flatten(model(pack(model, arrays), training=False)))
+    try:
+        return function.get_concrete_function(*[i.spec for i in inputs])
+    except (ValueError, TypeError):
+        raise  # our layers name the argument (a length the pattern does not fit, ...)
+    except Exception as error:
+        raise ConversionError(
+            f"The model could not be traced at batch 1 with inputs {[(i.name, i.shape) for i in inputs]}: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+
+def _outputs(function, samples: list[list[np.ndarray]], argument: str | None = None) -> list[list[np.ndarray]]:
+    """The function's outputs on each sample; a TensorFlow error on bad data becomes a ValueError naming it."""
+    outputs = []
+    for index, sample in enumerate(samples):
+        try:
+            outputs.append([np.asarray(t) for t in function(*sample)])
+        except tf.errors.OpError as error:
+            message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", error.message).strip().splitlines()[0]
+            if isinstance(error, tf.errors.InvalidArgumentError):  # ids outside a table, ...: the data's fault
+                raise ValueError(
+                    f"Received an invalid value for argument `{argument or 'representative_data'}`: the Keras model "
+                    f"fails on sample {index}: {message}"
+                ) from None
+            raise ConversionError(f"The Keras model failed on sample {index}: {message}") from None
+    return outputs
+
+
+def _convert(
+    function, model: keras.Model, mode: Mode, representative, sparse_weights, float_inputs, float_outputs
+) -> bytes:
+    # Not from_concrete_functions([...], model): with the model as trackable object, files were seen to keep
+    # uninitialised variables and return garbage (FACTS.md); verification below would catch it.
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+    mode.configure(converter, lambda: _with_progress(representative), sparse_weights, float_inputs, float_outputs)
+    try:
+        return converter.convert()
+    except Exception as error:  # the converter raises ConverterError and others, with the op list in the text
+        graph_nodes = {}
+        for node in function.graph.get_operations():
+            graph_nodes.setdefault(node.type, []).append(node.name)
+        layer_names = [layer.name for layer in model._flatten_layers()]
+        raise explain_conversion_failure(str(error), graph_nodes, layer_names) from None
+
+
+def _with_progress(samples: list, shown_from: int = PROGRESS_FROM):
+    """Yields the calibration samples, with Keras's progress bar when there are many."""
+    bar = keras.utils.Progbar(len(samples), unit_name="calibration sample") if len(samples) >= shown_from else None
+    for index, sample in enumerate(samples, 1):
+        yield sample
+        if bar is not None:
+            bar.update(index)
+
+
+def _verify(
+    flatbuffer: bytes, inputs: list[ModelInput], samples, expected, mode: Mode, max_relative_error, min_argmax_agreement
+) -> tuple[tuple[str, ...], Comparison, float]:
+    """Runs the file in LiteRT on every sample and compares it with the Keras model's outputs."""
+    try:
+        interpreter = Interpreter(model_content=flatbuffer, num_threads=2)
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as error:
+        hint = XNNPACK_HINT if "XNNPack" in str(error) else ""
+        raise explain_runtime_failure(str(error), "LiteRT", hint) from None
+    ops = tuple(sorted({op["op_name"] for op in interpreter._get_ops_details()} - {"DELEGATE"}))
+    names = [i.name for i in inputs]
+    actual, times = [], []
+    for sample in samples:
+        start = time.perf_counter()
+        try:
+            actual.append(run_once(interpreter, sample, names))
+        except (RuntimeError, ValueError) as error:
+            raise explain_runtime_failure(str(error), f"LiteRT ({mode.name})") from None
+        times.append((time.perf_counter() - start) * 1e3)
+    comparison = verify(actual, expected, f"The {mode.name} file", max_relative_error, min_argmax_agreement)
+    return ops, comparison, statistics.median(times)

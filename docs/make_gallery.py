@@ -30,7 +30,7 @@ GALLERY = {
 def main():
     print("| pattern | mask at L=256 (causal not applied) |\n|---|---|")
     for name, pattern in GALLERY.items():
-        pattern.for_heads(HEADS).plot(LENGTH, OUT / f"{name}.png", title=type(pattern).__name__)
+        pattern.for_heads(HEADS).plot(LENGTH, OUT / f"{name}.png", title=type(pattern).__name__, overwrite=True)
         print(f"| `{name}` | ![{name}](gallery/{name}.png) |")
 
 

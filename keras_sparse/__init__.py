@@ -21,6 +21,8 @@ if keras.backend.backend() != "tensorflow":
     )
 
 from keras_sparse import datasets, kernels, layers, models, patterns, pruning  # noqa: E402
+from keras_sparse.attention_summary import summary  # noqa: E402
+from keras_sparse.positions import extend_positions  # noqa: E402
 from keras_sparse.rewrites import centered_layer_norms, exportable, sparsify  # noqa: E402
 
 __version__ = "0.1.0"
@@ -28,10 +30,12 @@ __all__ = [
     "centered_layer_norms",
     "datasets",
     "exportable",
+    "extend_positions",
     "kernels",
     "layers",
     "models",
     "patterns",
     "pruning",
     "sparsify",
+    "summary",
 ]

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import pathlib
-import shutil
 import sys
 import time
 
@@ -209,8 +208,8 @@ def main(argv=None) -> dict:
     if args.update_demo_assets:
         for folder in DEMO_ASSETS:
             folder.mkdir(parents=True, exist_ok=True)
-            for name in ("listops_int8.tflite", "listops_vocab.json", "golden.json"):
-                shutil.copyfile(out / name, folder / name)
+            for name in ("listops_int8.tflite", "listops_vocab.json", "golden.json"):  # each file atomically
+                write_atomically(folder / name, (out / name).read_bytes(), overwrite=True)
             print(f"copied the int8 model, vocabulary and golden vectors into {folder.relative_to(ROOT)}")
 
     points = [
@@ -232,7 +231,9 @@ def main(argv=None) -> dict:
 
     charts.training_curves(history, out / "training.png", pruning_begin_epoch=begin / steps_per_epoch + 1)
     first_attention = small.get_layer("encoder_0").self_attention
-    first_attention.pattern.plot(args.seq_len, out / "learned_layout.png", title="encoder_0 learned layout")
+    first_attention.pattern.plot(
+        args.seq_len, replacing(out / "learned_layout.png"), title="encoder_0 learned layout", overwrite=True
+    )
     charts.accuracy_latency(points, out / "accuracy_latency.png")
 
     summary = {
@@ -294,7 +295,8 @@ Parameters: {summary["parameters"]["before"]} before `finalize`, {summary["param
 
 TFLite Micro bundle in `micro/`: {len(micro.ops)} ops, measured arena {micro.measured_arena_bytes / 1024:.0f} KiB
 (`kTensorArenaSize` {micro.arena_bytes / 1024:.0f} KiB with the margin), outputs within
-{micro.max_quantization_steps} quantization steps of LiteRT.
+{micro.max_quantization_steps} quantization steps of LiteRT (max relative error against Keras
+{micro.micro_max_relative_error:.3f}).
 
 ## Accuracy and latency
 

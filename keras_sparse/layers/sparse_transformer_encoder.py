@@ -120,7 +120,6 @@ class SparseTransformerEncoder(keras.layers.Layer):
         return kind(epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
 
     def build(self, input_shape):
-        self._input_shape_built = tuple(input_shape)
         hidden_dim = input_shape[-1]
         if self.key_dim is None and hidden_dim % self.num_heads:
             raise ValueError(
@@ -182,10 +181,6 @@ class SparseTransformerEncoder(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
-    def prunable_neuron_pairs(self):
-        """The feed-forward pair for "neurons" pruning."""
-        return [(self.intermediate, self.output_dense)]
-
     def get_config(self):
         pattern = self.self_attention.pattern if self.built else self.pattern
         config = {
@@ -212,33 +207,6 @@ class SparseTransformerEncoder(keras.layers.Layer):
                 for name, constraints in self.sublayer_constraints.items()
             }
         return config
-
-    def finalized(self) -> SparseTransformerEncoder:
-        """A smaller copy without what pruning removed (see `keras_sparse.pruning.finalize`)."""
-        from keras_sparse.pruning.finalize import attention_config, attention_weights, pair_weights
-
-        attention = attention_config(self.self_attention)
-        intermediate, output = pair_weights(self.intermediate, self.output_dense)
-        config = {
-            **self.get_config(),
-            "num_heads": attention["num_heads"],
-            "key_dim": attention["key_dim"],
-            "intermediate_dim": intermediate[0].shape[-1],
-            "pattern": attention["pattern"],
-            "sublayer_constraints": {},
-        }
-        copy = SparseTransformerEncoder.from_config(config)
-        copy.build(self._input_shape_built)
-        weights = {
-            "self_attention": attention_weights(self.self_attention),
-            "intermediate": intermediate,
-            "output": output,
-            "attention_norm": self.attention_norm.get_weights(),
-            "feedforward_norm": self.feedforward_norm.get_weights(),
-        }
-        for name, values in weights.items():
-            getattr(copy, _attribute(name)).set_weights(values)
-        return copy
 
 
 def _attribute(name: str) -> str:

@@ -172,14 +172,15 @@ class Pattern:
         """The fraction of (query, key) pairs allowed, averaged over heads."""
         return self.describe(seq_len)["density"]
 
-    def plot(self, seq_len: int, path=None, title: str | None = None):
+    def plot(self, seq_len: int, path=None, title: str | None = None, overwrite: bool = False):
         """Draws the mask (one panel per head) with the block grid; writes a PNG if `path` is given.
 
-        Needs matplotlib (`pip install keras-sparse[plot]`). Returns the matplotlib Figure.
+        An existing file at `path` is replaced only with `overwrite=True` (else FileExistsError, before
+        drawing). Needs matplotlib (`pip install keras-sparse[plot]`). Returns the matplotlib Figure.
         """
         from keras_sparse.patterns.plotting import plot_pattern
 
-        return plot_pattern(self, seq_len, path, title)
+        return plot_pattern(self, seq_len, path, title, overwrite)
 
     def get_config(self) -> dict:
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.init}

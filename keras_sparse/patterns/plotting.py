@@ -6,11 +6,22 @@ import io
 
 import numpy as np
 
-from keras_sparse.files import write_atomically
+from keras_sparse.files import check_output_file, write_atomically
 
 
-def plot_pattern(pattern, seq_len: int, path=None, title: str | None = None):
-    """Draws `pattern.mask(seq_len)` (one panel per head, block grid over it); writes a PNG atomically if `path`."""
+def plot_pattern(pattern, seq_len: int, path=None, title: str | None = None, overwrite: bool = False):
+    """Draws `pattern.mask(seq_len)` (one panel per head, block grid over it); writes a PNG atomically if `path`.
+
+    An existing file at `path` is kept unless `overwrite` (FileExistsError, raised before drawing, as are
+    the other errors of `keras_sparse.files.check_output_file`).
+    """
+    if not isinstance(overwrite, (bool, np.bool_)):
+        raise ValueError(
+            "Received an invalid value for argument `overwrite`, expected True or False. "
+            f"Received: overwrite={overwrite!r}"
+        )
+    if path is not None:
+        path = check_output_file(path, bool(overwrite))
     try:
         import matplotlib
 
@@ -40,6 +51,6 @@ def plot_pattern(pattern, seq_len: int, path=None, title: str | None = None):
     if path is not None:
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=100)
-        write_atomically(path, buffer.getvalue(), overwrite=True)  # a drawing is regenerated, not user data
+        write_atomically(path, buffer.getvalue(), overwrite=bool(overwrite))
         plt.close(figure)
     return figure

@@ -6,9 +6,10 @@ Example:
 >>> callback = ks.pruning.StructuredPruning(
 ...     ks.pruning.PolynomialDecay(0.0, 0.5, begin_step=200, end_step=2000), structure="heads")
 
-Custom layers take part through two optional methods: `prunable_neuron_pairs()` (a list of
-`(first Dense, second Dense)` for "neurons") and `finalized()` (their smaller copy, for `finalize`).
-Attention and Dense layers nested in them are found as they are.
+Pruning reaches attention and Dense layers at any depth: in nested functional and Sequential models,
+in keras-sparse's and keras-hub's Transformer blocks (`composites`), and in keras-hub backbones and tasks.
+Custom layers can list their feed-forward pairs with a `prunable_neuron_pairs()` method returning
+`(first Dense, second Dense)` pairs; `finalize` keeps custom layers at full size.
 """
 
 from keras_sparse.pruning.attention_blocks import AttentionBlocks

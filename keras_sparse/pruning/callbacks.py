@@ -134,7 +134,8 @@ class StructuredPruning(keras.callbacks.Callback):
         return {
             "heads": "It takes keras.layers.MultiHeadAttention and SparseMultiHeadAttention layers.",
             "neurons": "It takes a Dense whose output feeds only another Dense (through Activation or Dropout), "
-            "or custom layers with prunable_neuron_pairs().",
+            "the feed-forward pair of keras-sparse's and keras-hub's Transformer blocks, or custom layers with "
+            "prunable_neuron_pairs().",
             "attention_blocks": "It takes SparseMultiHeadAttention layers with a static pattern.",
         }.get(self.structure.name, "It takes Dense, EinsumDense and MultiHeadAttention layers.")
 

@@ -12,6 +12,7 @@ import numpy as np
 from keras import ops
 
 from keras_sparse.pruning import selection
+from keras_sparse.pruning.composites import neuron_pairs
 from keras_sparse.pruning.masks import ANY_ROLE
 from keras_sparse.pruning.sites import (
     apply_mask,
@@ -98,9 +99,11 @@ def _following_dense(layer):
 class Neurons:
     """Hidden units of feed-forward pairs: a Dense whose outputs feed only another Dense.
 
-    Pairs `(first, second, between)` are found in a functional model's graph (`between`: the
-    Activation / Dropout layers in between) and from custom layers that list theirs with a
-    `prunable_neuron_pairs()` method returning `(first, second)` pairs. Importance of
+    Pairs `(first, second, between)` are found in the graphs of functional and Sequential models,
+    nested ones included (`between`: the Activation / Dropout layers in between), inside the Transformer
+    blocks `keras_sparse.pruning.composites` knows (ours and keras-hub's), and inside custom layers that
+    list theirs with a `prunable_neuron_pairs()` method returning `(first, second)` pairs. A block's pair is
+    pruned if its first Dense or the block itself is accepted by `layers=`. Importance of
     unit j: `||W_in[:, j]|| * ||W_out[j, :]||`. The first Dense's column and bias are masked;
     `finalize` removes them and folds `activation(0) * W_out[j]` (zero for relu, gelu, tanh)
     into the second Dense's bias, so outputs do not change.
@@ -111,8 +114,9 @@ class Neurons:
     def targets(self, model, accept):
         pairs = []
         for layer in model_layers(model):
-            if hasattr(layer, "prunable_neuron_pairs"):
-                pairs.extend((first, second, ()) for first, second in layer.prunable_neuron_pairs() if accept(first))
+            inner = neuron_pairs(layer)
+            if inner:
+                pairs.extend((first, second, ()) for first, second in inner if accept(layer) or accept(first))
             elif isinstance(layer, keras.layers.Dense) and accept(layer) and layer._outbound_nodes:
                 following = _following_dense(layer)
                 if following is not None:

@@ -46,3 +46,30 @@ def trained_classifier():
 @pytest.fixture(scope="session")
 def held_out():
     return retrieval_task(128, seed=1)
+
+
+def dict_input_model(pattern=None):
+    """A classifier taking keras-hub's dict of inputs: token ids, a padding mask and segment ids."""
+    keras.utils.set_random_seed(0)
+    token_ids = keras.Input((SEQ_LEN,), dtype="int32", name="token_ids")
+    padding_mask = keras.Input((SEQ_LEN,), dtype="int32", name="padding_mask")
+    segment_ids = keras.Input((SEQ_LEN,), dtype="int32", name="segment_ids")
+    x = ks.layers.TokenEmbedding(VOCAB, 16, name="token_embedding")(token_ids)
+    x = x + ks.layers.TokenEmbedding(2, 16, name="segment_embedding")(segment_ids)
+    x = x * keras.ops.expand_dims(keras.ops.cast(padding_mask, "float32"), -1)
+    attention = ks.layers.SparseMultiHeadAttention(2, 8, pattern=pattern or ks.patterns.SlidingWindow(32))
+    x = x + attention(x, x)
+    inputs = {"token_ids": token_ids, "padding_mask": padding_mask, "segment_ids": segment_ids}
+    return keras.Model(inputs, keras.layers.Dense(CLASSES)(x[:, 0]))
+
+
+def dict_input_data(count: int, seed: int) -> dict:
+    """Inputs for `dict_input_model`: random ids, padding after a random length, two segments."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(SEQ_LEN // 2, SEQ_LEN + 1, size=count)
+    positions = np.arange(SEQ_LEN)
+    return {
+        "token_ids": rng.integers(1, VOCAB, size=(count, SEQ_LEN)).astype("int32"),
+        "padding_mask": (positions < lengths[:, None]).astype("int32"),
+        "segment_ids": (positions >= lengths[:, None] // 2).astype("int32"),
+    }

@@ -23,8 +23,8 @@ def attention_mass_in_int8(width: int, tmp_path) -> np.ndarray:
     samples = np.random.default_rng(0).normal(scale=0.3, size=(64, width)).astype("float32")
     path = tmp_path / f"softmax_{width}.tflite"
     to_tflite(
-        model, path, quantization="int8", representative_data=samples, float_outputs=True, max_relative_error=10.0
-    )  # verification off: the loss is what is measured
+        model, path, quantization="int8", representative_data=samples, float_outputs=True, max_relative_error=1.0
+    )  # the loosest bound: the loss is what is measured
     return predict(path, samples)[:, 0]
 
 
@@ -44,9 +44,7 @@ def attention_error_in_int8(tmp_path, name: str) -> float:
     model = keras.Model(tokens, attention(tokens, tokens))
     samples = np.random.default_rng(0).normal(size=(24, 1024, 16)).astype("float32")
     path = tmp_path / f"{name}.tflite"
-    to_tflite(
-        model, path, quantization="int8", representative_data=samples, float_outputs=True, max_relative_error=10.0
-    )
+    to_tflite(model, path, quantization="int8", representative_data=samples, float_outputs=True, max_relative_error=1.0)
     expected = np.asarray(model.predict(samples, verbose=0))
     return float(np.abs(predict(path, samples) - expected).mean() / np.abs(expected).mean())
 

@@ -1,16 +1,22 @@
 """to_micro: a verified TFLite Micro bundle whose C sources compile and whose arena is measured."""
 
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import textwrap
 
+import keras
 import numpy as np
 import pytest
 
 import keras_sparse as ks
-from converters import ConversionError, to_micro
+from converters import ConversionError, VerificationError, to_micro
 from converters.to_micro import smallest_arena
-from tests.converters.conftest import build_classifier, retrieval_task
+from keras_sparse.files import MANIFEST
+from tests.converters.conftest import build_classifier, dict_input_data, dict_input_model, retrieval_task
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +35,8 @@ def test_bundle_files_ops_and_agreement(bundle):
     assert "AddBatchMatMul" in registered and "AddGather" in registered
     assert bundle.max_quantization_steps <= 1
     assert bundle.tflite.argmax_agreement >= 0.99
+    assert bundle.micro_max_relative_error <= 0.15  # TFLite Micro against Keras, as LiteRT is checked
+    assert MANIFEST in bundle.files
 
 
 def test_arena_is_measured_tight_with_its_margin(bundle):
@@ -76,7 +84,7 @@ def test_keras_embedding_is_refused_naming_select_and_the_fix(tmp_path):
     model = build_classifier(ks.patterns.BigBird(32, num_random_blocks=1), embedding=keras.layers.Embedding)
     calibration, _ = retrieval_task(50, seed=2)
     with pytest.raises(ConversionError, match="SELECT: .*TokenEmbedding"):
-        to_micro(model, tmp_path, calibration, name="keras_embedding", max_relative_error=1e9, min_argmax_agreement=0)
+        to_micro(model, tmp_path, calibration, name="keras_embedding", max_relative_error=1.0, min_argmax_agreement=0)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -87,9 +95,132 @@ def test_existing_bundle_is_kept_unless_overwrite(bundle, trained_classifier):
     assert (bundle.folder / "retrieval_model_data.cc").read_bytes() == before
 
 
-def test_name_must_be_a_c_identifier(trained_classifier, tmp_path):
+@pytest.mark.parametrize("name", ["my model", "modèle"])
+def test_name_must_be_an_ascii_c_identifier(trained_classifier, tmp_path, name):
     with pytest.raises(ValueError, match="`name`"):
-        to_micro(trained_classifier, tmp_path, np.zeros((2, 128), "int32"), name="my model")
+        to_micro(trained_classifier, tmp_path / "m", np.zeros((2, 128), "int32"), name=name)
+
+
+def tiny_model(seed: int):
+    keras.utils.set_random_seed(seed)
+    x = keras.Input((16, 4))
+    return keras.Model(x, keras.layers.Dense(2)(x))
+
+
+TINY_DATA = np.random.default_rng(0).normal(size=(32, 16, 4)).astype("float32")
+
+
+def contents(folder):
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+def test_a_users_own_file_is_never_touched_even_with_overwrite(tmp_path):
+    folder = tmp_path / "micro"
+    folder.mkdir()
+    (folder / "tiny_op_resolver.h").write_text("// my own resolver")
+    with pytest.raises(FileExistsError, match="did not write.*tiny_op_resolver.h.*never replaced"):
+        to_micro(tiny_model(0), folder, TINY_DATA, name="tiny", overwrite=True)
+    assert contents(folder) == {"tiny_op_resolver.h": b"// my own resolver"}
+    assert sorted(os.listdir(tmp_path)) == ["micro"]
+
+
+def test_overwrite_replaces_the_whole_earlier_bundle(tmp_path):
+    first = to_micro(tiny_model(0), tmp_path / "micro", TINY_DATA, name="first")
+    second = to_micro(tiny_model(1), tmp_path / "micro", TINY_DATA, name="second", overwrite=True)
+    assert sorted(os.listdir(second.folder)) == sorted(second.files) and first.folder == second.folder
+
+
+@pytest.mark.parametrize(
+    "make, error",
+    [
+        (lambda tmp: tmp / "missing" / "micro", FileNotFoundError),
+        (lambda tmp: (tmp / "file").write_bytes(b"") or tmp / "file", NotADirectoryError),
+    ],
+)
+def test_the_folder_is_checked_before_the_work(tmp_path, monkeypatch, make, error):
+    monkeypatch.setattr(
+        sys.modules["converters.to_micro"], "convert_verified", lambda *a, **k: pytest.fail("converted")
+    )
+    with pytest.raises(error, match="Cannot write `folder`"):
+        to_micro(tiny_model(0), make(tmp_path), TINY_DATA)
+
+
+KILLED = textwrap.dedent(
+    """
+    import os, signal, sys
+    import keras, numpy as np
+    from converters import to_micro
+    from keras_sparse import files
+
+    def die(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if sys.argv[2] == "converting":
+        sys.modules["converters.to_micro"].smallest_arena = die
+    else:
+        write_new_file = files._write_new_file
+        def dying(path, data, mode=None):
+            if path.name.endswith("_op_resolver.h"):
+                die()
+            write_new_file(path, data, mode)
+        files._write_new_file = dying
+    keras.utils.set_random_seed(1)
+    x = keras.Input((16, 4))
+    model = keras.Model(x, keras.layers.Dense(2)(x))
+    data = np.random.default_rng(0).normal(size=(32, 16, 4)).astype("float32")
+    to_micro(model, sys.argv[1], data, name="tiny", overwrite=True)
+    """
+)
+
+
+@pytest.mark.parametrize("stage", ["converting", pytest.param("writing", marks=pytest.mark.slow)])
+def test_a_process_killed_midway_leaves_the_old_bundle(tmp_path, stage):
+    old = to_micro(tiny_model(0), tmp_path / "micro", TINY_DATA, name="tiny")
+    before = contents(old.folder)
+    killed = subprocess.run([sys.executable, "-c", KILLED, str(old.folder), stage], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    assert contents(old.folder) == before
+    left = sorted(set(os.listdir(tmp_path)) - {"micro"})
+    if stage == "converting":
+        assert left == []  # nothing is written before the bundle is complete
+    else:
+        assert len(left) == 1 and left[0].startswith(".keras-sparse-")  # the half-written bundle, beside
+        to_micro(tiny_model(2), tmp_path / "next", TINY_DATA, name="tiny")  # the next bundle written beside
+        assert sorted(os.listdir(tmp_path)) == ["micro", "next"]  # removes it
+
+
+def test_tflite_micro_is_held_to_the_keras_bounds_and_steps_only_when_asked(tmp_path, monkeypatch):
+    to_micro_module = sys.modules["converters.to_micro"]  # the package's `to_micro` is the function
+    real = to_micro_module._run_micro
+
+    def off_by_one_step(flatbuffer, litert, samples):  # what a TFLite Micro kernel that rounds otherwise gives
+        outputs, worst = real(flatbuffer, litert, samples)
+        return outputs, worst + 1
+
+    monkeypatch.setattr(to_micro_module, "_run_micro", off_by_one_step)
+    with pytest.raises(VerificationError, match="max_quantization_steps=0"):
+        to_micro(tiny_model(0), tmp_path / "strict", TINY_DATA, name="tiny", max_quantization_steps=0)
+    assert not (tmp_path / "strict").exists()
+    assert to_micro(tiny_model(0), tmp_path / "default", TINY_DATA, name="tiny").max_quantization_steps >= 1
+
+    def wrong(flatbuffer, litert, samples):  # outputs far from Keras's, however close in steps to LiteRT's
+        outputs, _ = real(flatbuffer, litert, samples)
+        return [[2 * array + 1 for array in sample] for sample in outputs], 0
+
+    monkeypatch.setattr(to_micro_module, "_run_micro", wrong)
+    with pytest.raises(VerificationError, match="TFLite Micro"):
+        to_micro(tiny_model(0), tmp_path / "wrong", TINY_DATA, name="tiny")
+    assert not (tmp_path / "wrong").exists()
+
+
+def test_a_model_taking_a_dict_becomes_a_bundle_with_numbered_inputs(tmp_path):
+    model = dict_input_model()
+    bundle = to_micro(
+        model, tmp_path / "micro", dict_input_data(64, seed=0), name="hub", min_argmax_agreement=0.9
+    )  # untrained: near ties
+    settings = (bundle.folder / "hub_model_settings.h").read_text()
+    assert "kInput2Dim1 = 128" in settings and "kInputDim0" not in settings
+    assert bundle.max_quantization_steps <= 8
 
 
 def test_fewer_query_blocks_per_step_shrink_the_arena_with_the_same_outputs(tmp_path):

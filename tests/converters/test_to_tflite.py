@@ -1,5 +1,7 @@
 """to_tflite: every mode verified against Keras; builtins only; clear refusals; nothing written unless verified."""
 
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 import keras_sparse as ks
 from converters import ConversionError, VerificationError, predict, to_tflite
-from tests.converters.conftest import SEQ_LEN, build_classifier, retrieval_task
+from tests.converters.conftest import SEQ_LEN, build_classifier, dict_input_data, dict_input_model, retrieval_task
 
 
 @pytest.mark.parametrize("quantization", ["float32", "float16", "dynamic", "int8"])
@@ -266,3 +268,59 @@ def test_long_calibrations_show_a_progress_bar(tmp_path, capsys):
     data = np.random.default_rng(0).normal(size=(120, 8, 4)).astype("float32")
     to_tflite(model, tmp_path / "m.tflite", quantization="int8", representative_data=data)
     assert "120/120" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("quantization, bound", [("float32", 1e-5), ("int8", 0.15)])
+def test_dict_inputs_convert_to_a_file_with_named_inputs(tmp_path, quantization, bound):
+    """keras-hub models take {"token_ids", "padding_mask", "segment_ids"}: so does the file, by name."""
+    model = dict_input_model()
+    held = dict_input_data(16, seed=1)
+    result = to_tflite(
+        model,
+        tmp_path / "m.tflite",
+        quantization=quantization,
+        representative_data=tf.data.Dataset.from_tensor_slices(dict_input_data(64, seed=0)).batch(8),
+        verification_data=held,
+        min_argmax_agreement=0.9,  # untrained: near ties
+    )
+    names = sorted(d["name"] for d in Interpreter(model_path=str(result.path)).get_input_details())
+    assert names == ["padding_mask", "segment_ids", "token_ids"]
+    expected = np.asarray(model.predict(held, verbose=0))
+    assert np.abs(predict(result.path, held) - expected).max() <= bound * np.abs(expected).max()
+
+
+def test_float64_calibration_gives_the_float32_file(tmp_path):
+    keras.utils.set_random_seed(0)
+    x = keras.Input((8, 4))
+    model = keras.Model(x, keras.layers.Dense(3)(x))
+    data = np.random.default_rng(0).normal(size=(32, 8, 4))
+    files = [
+        to_tflite(
+            model, tmp_path / f"{dtype}.tflite", quantization="int8", representative_data=data.astype(dtype)
+        ).path.read_bytes()
+        for dtype in ("float64", "float32")
+    ]
+    assert files[0] == files[1]
+
+
+@pytest.mark.parametrize(
+    "make, error",
+    [
+        (lambda tmp: tmp / "missing" / "m.tflite", FileNotFoundError),
+        (lambda tmp: (tmp / "file").write_bytes(b"") or tmp / "file" / "m.tflite", NotADirectoryError),
+        (lambda tmp: (tmp / "dir").mkdir() or tmp / "dir", IsADirectoryError),
+        (lambda tmp: tmp / ("m" * 300), OSError),
+    ],
+)
+def test_output_paths_are_checked_before_the_work(tmp_path, monkeypatch, make, error):
+    module = sys.modules["converters.to_tflite"]  # `converters.to_tflite` is the function
+    monkeypatch.setattr(module, "convert_verified", lambda *args, **kwargs: pytest.fail("converted before checking"))
+    x = keras.Input((4,))
+    with pytest.raises(error, match="Cannot write `path`"):
+        to_tflite(keras.Model(x, x), make(tmp_path))
+
+
+def test_a_file_name_of_250_characters_is_written(tmp_path):
+    x = keras.Input((4,))
+    result = to_tflite(keras.Model(x, keras.layers.Dense(2)(x)), tmp_path / ("m" * 243 + ".tflite"))
+    assert result.path.read_bytes()[4:8] == b"TFL3" and len(result.path.name) == 250

@@ -21,6 +21,11 @@ def attention_model(attention="sparse", pattern=None, activation="relu", num_hea
         layer = keras.layers.MultiHeadAttention(num_heads=num_heads, key_dim=4, name="attention")
     h = keras.layers.Dense(32, activation=activation, name="hidden")(layer(x, x))
     h = keras.layers.Dense(8, name="project")(h)
+    return regression_model(x, h)
+
+
+def regression_model(x, h):
+    """`x` -> ... -> `h` (B, T, D), averaged over positions -> Dense(1), compiled for mean squared error."""
     y = keras.layers.Dense(1, name="out")(keras.layers.GlobalAveragePooling1D()(h))
     model = keras.Model(x, y)
     model.compile(keras.optimizers.Adam(0.01), "mse")
