@@ -1,15 +1,16 @@
 """LiteRT latency of a longformer-base-shaped checkpoint at 4096 tokens, float32 and int8, against its dense twin.
 
-    .venv/bin/python benchmarks/checkpoints.py          # the table in docs/checkpoints.md (over an hour, ~8 GB RAM)
+    .venv/bin/python benchmarks/checkpoints.py          # the table in docs/checkpoints.md (hours; 14 GB peak RSS)
     .venv/bin/python benchmarks/checkpoints.py --seq-len 1024 --modes float32   # a quicker look
 
 The checkpoint: allenai/longformer-base-4096's config (12 layers, hidden 768, 12 heads, feed-forward 3072,
 attention_window 512, vocabulary 50265) with random weights, written as a transformers folder (config.json,
 model.safetensors) and read by `ks.models.from_huggingface(folder, seq_len=L)`, global attention on token 0.
 The dense twin: the same embeddings and post-norm layers around `keras.layers.MultiHeadAttention` (every
-token attends every token). Each file is converted and verified by `converters.to_tflite` (the measured
-error is in the table; the weights are random, so no bound is imposed), then timed in LiteRT: batch 1,
-2 threads, one warm-up run, the median of `--runs`. Each case runs in its own process.
+token attends every token). Each file is converted and verified by `converters.to_tflite` in a process of
+its own (the measured error is in the table; the weights are random, so no bound is imposed) and written to
+`--out`. Then one process times both files of a mode in LiteRT, batch 1, 2 threads: a warm-up run each, then
+`--runs` rounds that run each file once in turn, so that a busy machine slows both alike; medians.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ LONGFORMER_BASE = {
 """allenai/longformer-base-4096's config.json, the entries the model reads."""
 MODES = ("float32", "int8")
 VARIANTS = ("longformer", "dense")
+"""The checkpoint as `from_huggingface` loads it, and its dense twin."""
 
 
 def write_random_checkpoint(folder: str, seed: int = 0) -> None:
@@ -112,23 +114,21 @@ def dense_twin(folder: str, seq_len: int):
     return keras.Model(inputs, x)
 
 
-def with_list_inputs(model):
-    """`model` called with a list of its inputs (`converters.to_tflite` takes lists until dict inputs land)."""
-    import keras
-
-    names = [tensor.name for tensor in model.inputs]
-    listed = [keras.Input(tensor.shape[1:], dtype=tensor.dtype, name=tensor.name) for tensor in model.inputs]
-    return keras.Model(listed, model(dict(zip(names, listed, strict=True))))
-
-
-def measure(variant: str, mode: str, seq_len: int, runs: int) -> dict:
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+def inputs_for(names, seq_len: int, count: int):
+    """`count` examples of random token ids, no padding, global attention on token 0, for the inputs `names`."""
     import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
 
+    ids = np.random.default_rng(1).integers(3, LONGFORMER_BASE["vocab_size"], size=(count, seq_len)).astype("int32")
+    values = {"input_ids": ids, "attention_mask": np.ones_like(ids), "global_attention_mask": np.zeros_like(ids)}
+    values["global_attention_mask"][:, 0] = 1
+    return {name: values[name] for name in names}
+
+
+def convert(variant: str, mode: str, seq_len: int, out: str) -> dict:
+    """Writes `{out}/{variant}_{mode}.tflite` through `converters.to_tflite` (which verifies it against Keras)."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import keras_sparse as ks
     from converters import to_tflite
-    from converters.litert import run_once
 
     with tempfile.TemporaryDirectory() as folder:
         write_random_checkpoint(folder)
@@ -136,49 +136,56 @@ def measure(variant: str, mode: str, seq_len: int, runs: int) -> dict:
             model = ks.models.from_huggingface(folder, seq_len=seq_len, global_tokens=(0,))
         else:
             model = dense_twin(folder, seq_len)
-        model = with_list_inputs(model)
-        rng = np.random.default_rng(1)
-        samples = []
-        for _ in range(4):
-            ids = rng.integers(3, LONGFORMER_BASE["vocab_size"], size=(1, seq_len)).astype("int32")
-            values = {
-                "input_ids": ids,
-                "attention_mask": np.ones_like(ids),
-                "global_attention_mask": np.zeros_like(ids),
-            }
-            values["global_attention_mask"][0, 0] = 1
-            samples.append([values[tensor.name] for tensor in model.inputs])
-        path = os.path.join(folder, "model.tflite")
-        start = time.perf_counter()
-        result = to_tflite(
-            model,
-            path,
-            quantization=mode,
-            representative_data=samples if mode == "int8" else None,
-            verification_data=samples[:1],
-            max_relative_error=1.0,
-            min_argmax_agreement=0.0,
-        )
-        convert_s = time.perf_counter() - start
-        interpreter = Interpreter(model_path=path, num_threads=2)
-        interpreter.allocate_tensors()
-        run_once(interpreter, samples[0])  # warm-up
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            run_once(interpreter, samples[0])
-            times.append((time.perf_counter() - start) * 1e3)
+    data = inputs_for([tensor.name for tensor in model.inputs], seq_len, count=4)
+    start = time.perf_counter()
+    result = to_tflite(
+        model,
+        os.path.join(out, f"{variant}_{mode}.tflite"),
+        quantization=mode,
+        representative_data=data if mode == "int8" else None,
+        verification_data={name: values[:1] for name, values in data.items()},
+        max_relative_error=1.0,  # random weights: measure the error, do not judge it
+        min_argmax_agreement=0.0,
+        overwrite=True,
+    )
     return {
-        "variant": variant,
-        "mode": mode,
-        "seq_len": seq_len,
-        "litert_ms": statistics.median(times),
-        "runs": runs,
         "file_mib": result.size_bytes / 2**20,
         "error": result.max_relative_error,
-        "convert_s": convert_s,
+        "convert_s": time.perf_counter() - start,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+
+
+def time_side_by_side(mode: str, seq_len: int, runs: int, out: str, variants) -> dict:
+    """LiteRT latency of each variant's file, batch 1, 2 threads: one warm-up each, then `runs` rounds that run
+    every variant once in turn (so a busy machine slows all of them alike); medians in ms."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreters = {}
+    for variant in variants:
+        interpreter = Interpreter(model_path=os.path.join(out, f"{variant}_{mode}.tflite"), num_threads=2)
+        interpreter.allocate_tensors()
+        for detail in interpreter.get_input_details():
+            name = next(n for n in ("global_attention_mask", "attention_mask", "input_ids") if n in detail["name"])
+            interpreter.set_tensor(detail["index"], inputs_for([name], seq_len, count=1)[name])
+        interpreter.invoke()  # warm-up
+        interpreters[variant] = interpreter
+    times = {variant: [] for variant in variants}
+    for _ in range(runs):
+        for variant, interpreter in interpreters.items():
+            start = time.perf_counter()
+            interpreter.invoke()
+            times[variant].append((time.perf_counter() - start) * 1e3)
+    return {variant: statistics.median(values) for variant, values in times.items()}
+
+
+def run(*arguments: str) -> dict | str:
+    """This script with `arguments` in a process of its own: its last JSON line, or its last error line."""
+    done = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True)
+    if done.returncode != 0:
+        return (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def machine() -> str:
@@ -195,27 +202,35 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seq-len", type=int, default=4096)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--case", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default="artifacts/checkpoints_benchmark", help="where the .tflite files go")
+    parser.add_argument("--convert", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--time", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.case:
-        print(json.dumps(measure(args.case[0], args.case[1], args.seq_len, args.runs)))
+    if args.convert:
+        print(json.dumps(convert(*args.convert, args.seq_len, args.out)))
         return
+    if args.time:
+        print(json.dumps(time_side_by_side(args.time, args.seq_len, args.runs, args.out, VARIANTS)))
+        return
+    os.makedirs(args.out, exist_ok=True)
     print(f"{time.strftime('%Y-%m-%d')}, {machine()}; L={args.seq_len}, LiteRT 2 threads, median of {args.runs}\n")
-    print("| model | mode | LiteRT ms | file MiB | max rel. error vs Keras | conversion s | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| model | mode | LiteRT ms | dense / this | file MiB | max rel. error vs Keras | conversion s | peak RSS MiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for mode in args.modes:
-        for variant in args.variants:
-            command = [sys.executable, __file__, "--case", variant, mode, "--seq-len", str(args.seq_len)]
-            done = subprocess.run([*command, "--runs", str(args.runs)], capture_output=True, text=True)
-            if done.returncode != 0:
-                print(f"| {variant} | {mode} | failed: {(done.stderr.strip().splitlines() or ['?'])[-1]} |||||")
+        common = ("--seq-len", str(args.seq_len), "--out", args.out)
+        converted = {variant: run("--convert", variant, mode, *common) for variant in VARIANTS}
+        failed = {variant: row for variant, row in converted.items() if isinstance(row, str)}
+        timed = run("--time", mode, "--runs", str(args.runs), *common) if not failed else "a conversion failed"
+        for variant, row in converted.items():
+            if variant in failed or isinstance(timed, str):
+                print(f"| {variant} | {mode} | failed: {failed.get(variant, timed)} ||||||", flush=True)
                 continue
-            row = json.loads(done.stdout.strip().splitlines()[-1])
             print(
-                f"| {variant} | {mode} | {row['litert_ms']:.0f} | {row['file_mib']:.0f} | {row['error']:.2g} | "
-                f"{row['convert_s']:.0f} | {row['peak_rss_mib']:.0f} |",
+                f"| {variant} | {mode} | {timed[variant]:.0f} | {timed['dense'] / timed[variant]:.2f} | "
+                f"{row['file_mib']:.0f} | {row['error']:.2g} | {row['convert_s']:.0f} | {row['peak_rss_mib']:.0f} |",
                 flush=True,
             )
 

@@ -118,7 +118,6 @@ class LongformerSelfAttention(SparseMultiHeadAttention):
                 "global_tokens", f"positions below the sequence length {seq_len}", f"global_tokens={self.global_tokens}"
             )
         super().build(hidden_states_shape, hidden_states_shape)
-        self._built_shape = tuple(hidden_states_shape)
         copies = tuple(range(seq_len, seq_len + len(self.global_tokens)))
         self._pattern = SlidingWindow(
             window_size=self.attention_window, global_tokens=copies, block_size=self.block_size
@@ -213,20 +212,6 @@ class LongformerSelfAttention(SparseMultiHeadAttention):
                 f"global attention at positions {outside.tolist()}. Build the layer (or "
                 "`keras_sparse.models.from_huggingface`) with those positions in `global_tokens`",
             )
-
-    def finalized(self) -> LongformerSelfAttention:
-        """A copy without the heads pruning removed, global projections included (`keras_sparse.pruning.finalize`)."""
-        from keras_sparse.pruning.finalize import attention_weights, kept_heads
-        from keras_sparse.pruning.sites import without_masks
-
-        config = without_masks(self.get_config(), self)
-        heads = kept_heads(self)
-        if heads is not None:
-            config["num_heads"] = len(heads)
-        copy = LongformerSelfAttention.from_config(config)
-        copy.build(self._built_shape)
-        copy.set_weights(attention_weights(self))
-        return copy
 
     def get_config(self):
         config = super().get_config()

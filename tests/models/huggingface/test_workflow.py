@@ -63,26 +63,16 @@ def test_fine_tunes_while_pruning_heads_and_round_trips_through_a_keras_file(fol
     np.testing.assert_allclose(small(data), model(data), rtol=1e-4, atol=1e-5)
 
 
-def list_inputs(model: keras.Model) -> keras.Model:
-    """The model called with a list of its inputs in `model.inputs` order: `converters.to_tflite` takes lists
-    until dict inputs land there (converters' work in progress); the computation is the model's own."""
-    names = [tensor.name for tensor in model.inputs]
-    listed = [keras.Input(tensor.shape[1:], dtype=tensor.dtype, name=tensor.name) for tensor in model.inputs]
-    return keras.Model(listed, model(dict(zip(names, listed, strict=True))))
-
-
 @pytest.mark.parametrize("folder, quantization", EXPORTS)
 def test_converts_to_builtins_only_tflite_matching_keras(folder, quantization, tmp_path):
     inputs, _ = cases(folder)["padded"]
-    model = list_inputs(load(folder, inputs))
-    data, _ = training_data(inputs, count=24)
-    samples = [[data[tensor.name][i : i + 1] for tensor in model.inputs] for i in range(24)]
+    data, _ = training_data(inputs, count=24)  # a dict keyed by the model's input names
     result = to_tflite(
-        model,
+        load(folder, inputs),
         tmp_path / f"{folder}.tflite",
         quantization=quantization,
-        representative_data=samples if quantization == "int8" else None,
-        verification_data=samples,
+        representative_data=data if quantization == "int8" else None,
+        verification_data=data,
     )
     assert result.path.exists() and "FLEX" not in " ".join(result.ops).upper()
     assert result.max_relative_error < (1e-5 if quantization == "float32" else 0.05)
