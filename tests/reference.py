@@ -17,6 +17,14 @@ import keras_sparse as ks
 
 RELATIVE_TOLERANCE = 1e-5
 GRADIENT_TOLERANCE = 1e-4
+KERNEL_OPTIONS = {
+    "blocked": dict(implementation="blocked"),
+    "blockwise": dict(implementation="blocked", blockwise_softmax=True),
+    "segment": dict(implementation="segment"),
+    "sparse": dict(implementation="sparse"),
+    "dense": dict(implementation="dense"),
+}
+"""Every kernel of `SparseMultiHeadAttention` but LSH's, as its keyword arguments."""
 
 
 def full_mask(pattern_mask: np.ndarray, key_padding=None, causal=False, attention_mask=None) -> np.ndarray:

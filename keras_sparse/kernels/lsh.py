@@ -6,7 +6,7 @@ import math
 
 import tensorflow as tf
 
-from keras_sparse.kernels.masked_softmax import MASK_MARGIN, masked_fill
+from keras_sparse.kernels.masked_softmax import MASK_MARGIN, finite_scores, masked_fill
 from keras_sparse.kernels.padding import pad_sequence
 from keras_sparse.patterns.lsh import LSH
 
@@ -153,13 +153,16 @@ def lsh_attention(query, key, value, pattern: LSH, key_mask=None, causal: bool =
     # Reformer's shared-QK rule: a query attends itself only when it has no other key. Its own score sits
     # MASK_MARGIN below every allowed score, and masked scores another MASK_MARGIN below that ("trax": its
     # own position always takes that score, as transformers' fixed -1e5, allowed or not).
-    self_score = masked_fill(scores)
+    scores = finite_scores(scores)
+    self_score = masked_fill(scores)  # per row: (B, H, chunk_rounds, chunks, c, 1)
     for mask in masks:
         scores = tf.where(mask, scores, self_score - MASK_MARGIN)
     is_self = tf.equal(_as_rows(query_pos), _as_columns(key_pos))
     scores = tf.where(is_self, self_score if trax else tf.minimum(scores, self_score), scores)
     log_norm = tf.reduce_logsumexp(scores, axis=-1, keepdims=True)
     probs = tf.exp(scores - log_norm)
+    for mask in masks:  # masked keys: exactly zero
+        probs = tf.where(mask, probs, tf.zeros_like(probs))
     sorted_v = adjacent(chunked(_sorted_gather(v, order)))
     sorted_out = _matmul(dropout(probs) if dropout else probs, sorted_v)  # (B, H, chunk_rounds, chunks, c, dv)
 

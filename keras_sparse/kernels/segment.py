@@ -36,10 +36,13 @@ def segment_attention(
     """
     rows = pairs.num_heads * pairs.seq_len
     segments = tf.constant(pairs.query_rows)
-    scores = tf.transpose(masked_pair_scores(query, key, pairs, key_mask, attention_mask))  # (nnz, B)
+    scores, keep = masked_pair_scores(query, key, pairs, key_mask, attention_mask)
+    scores = tf.transpose(scores)  # (nnz, B)
     row_max = tf.math.unsorted_segment_max(scores, segments, rows)
     exps = tf.exp(scores - tf.gather(row_max, segments))
     probs = exps / tf.gather(tf.math.unsorted_segment_sum(exps, segments, rows), segments)
+    if keep is not None:  # masked pairs: exactly zero
+        probs = probs * tf.transpose(keep)
     weights = tf.transpose(dropout(tf.transpose(probs))) if dropout else probs
     values = tf.transpose(heads_to_rows(value), (1, 0, 2))  # (H * T, B, value_dim)
     weighted = tf.gather(values, pairs.key_rows) * weights[..., None]

@@ -34,7 +34,7 @@ def sparse_attention(
     >>> tuple(out.shape)
     (1, 5, 2, 3)
     """
-    scores = masked_pair_scores(query, key, pairs, key_mask, attention_mask)
+    scores, keep = masked_pair_scores(query, key, pairs, key_mask, attention_mask)
     batch = tf.shape(scores, out_type=tf.int64)[0]
     rows = pairs.num_heads * pairs.seq_len
     offsets = tf.range(batch)[:, None] * rows
@@ -46,8 +46,12 @@ def sparse_attention(
         axis=1,
     )
     dense_shape = tf.stack([batch * rows, batch * rows])
-    probs = tf.sparse.softmax(tf.SparseTensor(indices, tf.reshape(scores, [-1]), dense_shape)).values
-    probs = tf.reshape(probs, (-1, pairs.nnz))
+    softmax_dtype = tf.float32 if scores.dtype == tf.bfloat16 else scores.dtype  # SparseSoftmax has no bfloat16
+    flat_scores = tf.cast(tf.reshape(scores, [-1]), softmax_dtype)
+    probs = tf.sparse.softmax(tf.SparseTensor(indices, flat_scores, dense_shape)).values
+    probs = tf.cast(tf.reshape(probs, (-1, pairs.nnz)), scores.dtype)
+    if keep is not None:  # masked pairs: exactly zero
+        probs = probs * keep
     weights = dropout(probs) if dropout else probs
     values = tf.reshape(heads_to_rows(value), (-1, value.shape[-1]))
     output = tf.sparse.sparse_dense_matmul(tf.SparseTensor(indices, tf.reshape(weights, [-1]), dense_shape), values)

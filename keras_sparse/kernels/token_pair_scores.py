@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 
 from keras_sparse.kernels.masked_softmax import masked_scores
@@ -20,8 +22,19 @@ def rows_to_heads(x: tf.Tensor, heads: int) -> tf.Tensor:
     return tf.transpose(x, (0, 2, 1, 3))
 
 
-def masked_pair_scores(query, key, pairs: TokenPairs, key_mask=None, attention_mask=None) -> tf.Tensor:
-    """Scores `q_i . k_j` (+ the pattern's bias) at every allowed pair, `(B, nnz)`; masked ones get `masked_fill`."""
+def pair_row_minimum(scores: tf.Tensor, pairs: TokenPairs) -> tf.Tensor:
+    """`(B, nnz)` pair scores -> `(B, nnz)`: the smallest score of each pair's query row (head and position)."""
+    segments = tf.constant(pairs.query_rows)
+    per_row = tf.math.unsorted_segment_min(tf.transpose(scores), segments, pairs.num_heads * pairs.seq_len)
+    return tf.transpose(tf.gather(per_row, segments))
+
+
+def masked_pair_scores(
+    query, key, pairs: TokenPairs, key_mask=None, attention_mask=None
+) -> tuple[tf.Tensor, tf.Tensor | None]:
+    """Scores `q_i . k_j` (+ the pattern's bias) at every allowed pair, `(B, nnz)`, masked ones at their query
+    row's `masked_fill`; and the 0/1 `(B, nnz)` mask in the scores' dtype (None when nothing is masked), by
+    which the kernels multiply their probabilities."""
     query_rows, key_rows = heads_to_rows(query), heads_to_rows(key)
     scores = tf.reduce_sum(
         tf.gather(query_rows, pairs.query_rows, axis=1) * tf.gather(key_rows, pairs.key_rows, axis=1), axis=-1
@@ -37,7 +50,10 @@ def masked_pair_scores(query, key, pairs: TokenPairs, key_mask=None, attention_m
         flat = tf.reshape(attention_mask, (-1, seq_len * seq_len))
         pair_mask = tf.gather(flat, (pairs.query_rows % seq_len) * seq_len + key_pos, axis=1)
         mask = pair_mask if mask is None else tf.logical_and(mask, pair_mask)
-    return scores if mask is None else masked_scores(scores, mask)
+    if mask is None:
+        return scores, None
+    keep = tf.cast(mask, scores.dtype)
+    return masked_scores(scores, keep, minimum=functools.partial(pair_row_minimum, pairs=pairs)), keep
 
 
 def dense_pair_probabilities(probs: tf.Tensor, pairs: TokenPairs) -> tf.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -10,14 +12,10 @@ from keras import ops
 from keras_sparse.kernels.masked_softmax import masked_softmax
 from keras_sparse.layers.sparse_multi_head_attention import SparseMultiHeadAttention
 from keras_sparse.patterns import Pattern, SlidingWindow
-from keras_sparse.patterns.pattern import check_positive_int
+from keras_sparse.validation import invalid_argument, positive_int
 
 GLOBAL_PROJECTIONS = ("query_global", "key_global", "value_global")
 MAX_BLOCK_SIZE = 64
-
-
-def _invalid(argument: str, expected: str, received: str) -> ValueError:
-    return ValueError(f"Received an invalid value for argument `{argument}`, expected {expected}. Received: {received}")
 
 
 @keras.saving.register_keras_serializable(package="keras_sparse")
@@ -80,25 +78,24 @@ class LongformerSelfAttention(SparseMultiHeadAttention):
         **kwargs,
     ):
         if "pattern" in kwargs:
-            raise _invalid("pattern", "none: the pattern is the window and the global tokens", "pattern given")
-        check_positive_int("attention_window", attention_window)
+            raise invalid_argument("pattern", "none: the pattern is the window and the global tokens", "pattern given")
+        attention_window = positive_int("attention_window", attention_window)
         if attention_window % 2:
-            raise _invalid(
+            raise invalid_argument(
                 "attention_window", "an even integer (as Longformer's)", f"attention_window={attention_window}"
             )
-        try:
-            global_tokens = tuple(
-                sorted({check_positive_int("global_tokens", t, allow_zero=True) for t in global_tokens})
-            )
-        except TypeError:
-            raise _invalid(
-                "global_tokens", "a tuple of non-negative integers", f"global_tokens={global_tokens!r}"
-            ) from None
         if block_size is None:
             block_size = min(MAX_BLOCK_SIZE, attention_window // 2)
-        window = SlidingWindow(window_size=attention_window, block_size=check_positive_int("block_size", block_size))
-        super().__init__(num_heads=num_heads, key_dim=key_dim, pattern=window, **kwargs)
-        self.attention_window, self.global_tokens, self.block_size = attention_window, global_tokens, block_size
+        # SlidingWindow checks global_tokens and block_size; the layer's own pattern takes the tokens at build.
+        window = SlidingWindow(window_size=attention_window, global_tokens=global_tokens, block_size=block_size)
+        super().__init__(
+            num_heads=num_heads, key_dim=key_dim, pattern=dataclasses.replace(window, global_tokens=()), **kwargs
+        )
+        self.attention_window, self.global_tokens, self.block_size = (
+            attention_window,
+            window.global_tokens,
+            window.block_size,
+        )
 
     def set_pattern(self, pattern: Pattern) -> None:
         raise ValueError(
@@ -109,12 +106,12 @@ class LongformerSelfAttention(SparseMultiHeadAttention):
     def build(self, hidden_states_shape, padding_mask_shape=None, global_attention_mask_shape=None):
         seq_len = hidden_states_shape[1]
         if seq_len is None:
-            raise _invalid(
+            raise invalid_argument(
                 "hidden_states", "a static sequence length", f"hidden_states.shape={tuple(hidden_states_shape)}"
             )
         outside = [t for t in self.global_tokens if t >= seq_len]
         if outside:
-            raise _invalid(
+            raise invalid_argument(
                 "global_tokens", f"positions below the sequence length {seq_len}", f"global_tokens={self.global_tokens}"
             )
         super().build(hidden_states_shape, hidden_states_shape)
@@ -197,7 +194,9 @@ class LongformerSelfAttention(SparseMultiHeadAttention):
         if mask is None:
             return ops.full(ops.shape(hidden_states)[:2], default, "bool")
         if len(mask.shape) != 2 or mask.shape[1] != hidden_states.shape[1]:
-            raise _invalid(name, f"a (batch, {hidden_states.shape[1]}) mask", f"{name}.shape={tuple(mask.shape)}")
+            raise invalid_argument(
+                name, f"a (batch, {hidden_states.shape[1]}) mask", f"{name}.shape={tuple(mask.shape)}"
+            )
         return ops.cast(mask, "bool")
 
     def _check_global_tokens(self, flags) -> None:
@@ -206,7 +205,7 @@ class LongformerSelfAttention(SparseMultiHeadAttention):
             return
         outside = np.setdiff1d(np.flatnonzero(np.asarray(flags).any(axis=0)), self.global_tokens)
         if len(outside):
-            raise _invalid(
+            raise invalid_argument(
                 "global_attention_mask",
                 f"global attention only at the layer's global_tokens {self.global_tokens}",
                 f"global attention at positions {outside.tolist()}. Build the layer (or "

@@ -7,13 +7,8 @@ import functools
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import (
-    Pattern,
-    check_positive_int,
-    check_seq_len,
-    num_blocks_for,
-    register,
-)
+from keras_sparse.patterns.pattern import Pattern, num_blocks_for, register
+from keras_sparse.validation import invalid_argument, non_negative_int, one_of, optional_positive_int, positive_int
 
 LAYOUT_STYLES = ("deepspeed", "original")
 RANDOM_BLOCKS = ("drawn", "block_zero")
@@ -86,35 +81,36 @@ class BigBird(Pattern):
     num_heads: int | None = None
 
     def __post_init__(self):
-        check_positive_int("block_size", self.block_size)
-        check_positive_int("num_sliding_window_blocks", self.num_sliding_window_blocks)
+        self._store(
+            block_size=positive_int("block_size", self.block_size),
+            num_sliding_window_blocks=positive_int("num_sliding_window_blocks", self.num_sliding_window_blocks),
+            num_global_blocks=non_negative_int("num_global_blocks", self.num_global_blocks),
+            num_random_blocks=non_negative_int("num_random_blocks", self.num_random_blocks),
+            seed=non_negative_int("seed", self.seed),
+        )
         if self.num_sliding_window_blocks % 2 == 0:
-            raise ValueError(
-                "Received an invalid value for argument `num_sliding_window_blocks`, expected an odd integer "
-                "(the band is centred on the diagonal). "
-                f"Received: num_sliding_window_blocks={self.num_sliding_window_blocks}"
+            raise invalid_argument(
+                "num_sliding_window_blocks",
+                "an odd integer (the band is centred on the diagonal)",
+                f"num_sliding_window_blocks={self.num_sliding_window_blocks}",
             )
-        check_positive_int("num_global_blocks", self.num_global_blocks, allow_zero=True)
-        check_positive_int("num_random_blocks", self.num_random_blocks, allow_zero=True)
-        check_positive_int("seed", self.seed, allow_zero=True)
-        for name, allowed in (("layout_style", LAYOUT_STYLES), ("random_blocks", RANDOM_BLOCKS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"Received an invalid value for argument `{name}`, expected one of {allowed}. "
-                    f"Received: {name}={getattr(self, name)!r}"
-                )
+        self._store(
+            layout_style=one_of("layout_style", self.layout_style, LAYOUT_STYLES),
+            random_blocks=one_of("random_blocks", self.random_blocks, RANDOM_BLOCKS),
+            num_heads=optional_positive_int("num_heads", self.num_heads),
+        )
         if self.layout_style == "deepspeed" and (self.random_blocks != "drawn" or self.num_heads is not None):
-            raise ValueError(
-                "Received an invalid value for argument `layout_style`: `random_blocks='block_zero'` and per-head "
-                "draws (`num_heads`) belong to the original layout. Pass layout_style='original'. "
-                f"Received: random_blocks={self.random_blocks!r}, num_heads={self.num_heads!r}"
+            raise invalid_argument(
+                "layout_style",
+                "'original' with `random_blocks='block_zero'` or per-head draws (`num_heads`), which belong to the "
+                "original layout",
+                f"layout_style={self.layout_style!r}, random_blocks={self.random_blocks!r}, "
+                f"num_heads={self.num_heads!r}",
             )
-        if self.num_heads is not None:
-            check_positive_int("num_heads", self.num_heads)
 
     def for_heads(self, num_heads):
         if self.layout_style == "original" and self.random_blocks == "drawn" and self.num_heads is None:
-            return dataclasses.replace(self, num_heads=check_positive_int("num_heads", num_heads))
+            return dataclasses.replace(self, num_heads=positive_int("num_heads", num_heads))
         return super().for_heads(num_heads)
 
     def head(self, index):
@@ -122,7 +118,7 @@ class BigBird(Pattern):
 
     def layout(self, seq_len, block_size=None):
         self.resolve_block_size(block_size)
-        counts = self._counts(check_seq_len(seq_len))
+        counts = self._counts(positive_int("seq_len", seq_len))
         return counts[0] > 0 if self.num_heads is None else counts > 0
 
     def allowed(self, query_index, key_index, seq_len):
@@ -200,7 +196,7 @@ class _OneHead(Pattern):
     block_size: int | None = dataclasses.field(default=None, init=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "block_size", self.parent.block_size)
+        self._store(block_size=self.parent.block_size)
 
     def allowed(self, query_index, key_index, seq_len):
         return self.parent._head_counts(self.index, seq_len, query_index, key_index) > 0
@@ -211,4 +207,4 @@ class _OneHead(Pattern):
 
     def layout(self, seq_len, block_size=None):
         self.resolve_block_size(block_size)
-        return self.parent._counts(check_seq_len(seq_len))[self.index] > 0
+        return self.parent._counts(positive_int("seq_len", seq_len))[self.index] > 0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, check_positive_int, check_seq_len, num_blocks_for, register
+from keras_sparse.patterns.pattern import Pattern, num_blocks_for, register
+from keras_sparse.validation import boolean, non_negative_int, positive_int
 
 
 @register
@@ -50,41 +50,43 @@ class BlockLocal(Pattern):
     wrap: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "block_size", check_positive_int("block_size", self.block_size))
-        for name in ("num_blocks_before", "num_blocks_after"):
-            object.__setattr__(self, name, check_positive_int(name, getattr(self, name), allow_zero=True))
-        if not isinstance(self.wrap, (bool, np.bool_)):
-            raise ValueError(
-                f"Received an invalid value for argument `wrap`, expected True or False. Received: {self.wrap!r}"
-            )
-        object.__setattr__(self, "wrap", bool(self.wrap))
+        self._store(
+            block_size=positive_int("block_size", self.block_size),
+            num_blocks_before=non_negative_int("num_blocks_before", self.num_blocks_before),
+            num_blocks_after=non_negative_int("num_blocks_after", self.num_blocks_after),
+            wrap=boolean("wrap", self.wrap),
+        )
+
+    @property
+    def length_independent(self) -> bool:
+        """True without `wrap`: wrapped neighbours depend on the number of blocks."""
+        return not self.wrap
 
     def allowed(self, query_index, key_index, seq_len):
-        counts = self._counts(num_blocks_for(seq_len, self.block_size))
-        return counts[np.asarray(query_index) // self.block_size, np.asarray(key_index) // self.block_size] > 0
+        return self._listed(query_index, key_index, seq_len) > 0
 
     def bias(self, query_index, key_index, seq_len):
-        counts = self._counts(num_blocks_for(seq_len, self.block_size))
-        if counts.max() <= 1:
-            return None
-        listed = counts[np.asarray(query_index) // self.block_size, np.asarray(key_index) // self.block_size]
-        return np.log(np.maximum(listed, 1)).astype(np.float32)
+        num_blocks = num_blocks_for(seq_len, self.block_size)
+        if not self.wrap or self.num_blocks_before + self.num_blocks_after < num_blocks:
+            return None  # no block is listed twice
+        return np.log(np.maximum(self._listed(query_index, key_index, seq_len), 1)).astype(np.float32)
 
     def layout(self, seq_len, block_size=None):
-        self.resolve_block_size(block_size)
-        return self._counts(num_blocks_for(check_seq_len(seq_len), self.block_size)) > 0
+        block_size = self.resolve_block_size(block_size)
+        blocks = np.arange(num_blocks_for(positive_int("seq_len", seq_len), block_size))
+        return self._block_counts(blocks[:, None], blocks[None, :], len(blocks)) > 0
 
-    @functools.lru_cache(maxsize=8)  # noqa: B019 (patterns are small, immutable and hashable)
-    def _counts(self, num_blocks: int) -> np.ndarray:
-        """int `(num_blocks, num_blocks)`: how many times query block r lists key block c."""
-        counts = np.zeros((num_blocks, num_blocks), np.int32)
-        rows = np.arange(num_blocks)
-        for offset in range(-self.num_blocks_before, self.num_blocks_after + 1):
-            columns = rows + offset
-            if self.wrap:
-                np.add.at(counts, (rows, columns % num_blocks), 1)
-            else:
-                inside = (columns >= 0) & (columns < num_blocks)
-                np.add.at(counts, (rows[inside], columns[inside]), 1)
-        counts.flags.writeable = False
-        return counts
+    def _listed(self, query_index, key_index, seq_len) -> np.ndarray:
+        """How many times the block of query `query_index` lists the block of key `key_index`."""
+        query_block, key_block = np.asarray(query_index) // self.block_size, np.asarray(key_index) // self.block_size
+        return self._block_counts(query_block, key_block, num_blocks_for(seq_len, self.block_size))
+
+    def _block_counts(self, query_block, key_block, num_blocks: int) -> np.ndarray:
+        """How many offsets k in `[-num_blocks_before, num_blocks_after]` lead query block r to key block c:
+        `c - r == k` without `wrap`, `(c - r) % num_blocks == k % num_blocks` with it."""
+        offset = key_block - query_block
+        if not self.wrap:
+            return ((offset >= -self.num_blocks_before) & (offset <= self.num_blocks_after)).astype(np.int32)
+        residue = offset % num_blocks
+        listed = (self.num_blocks_after - residue) // num_blocks + (self.num_blocks_before + residue) // num_blocks + 1
+        return np.maximum(listed, 0)

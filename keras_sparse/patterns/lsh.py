@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, check_positive_int, register
+from keras_sparse.patterns.pattern import Pattern, register
+from keras_sparse.validation import invalid_argument, non_negative_int, one_of, positive_int
 
 SEMANTICS = ("same_bucket", "trax")
 
@@ -75,25 +76,22 @@ class LSH(Pattern):
 
     def __post_init__(self):
         factors = self.num_buckets if isinstance(self.num_buckets, (list, tuple)) else (self.num_buckets,)
-        for factor in factors:
-            check_positive_int("num_buckets", factor)
+        factors = tuple(positive_int("num_buckets", factor) for factor in factors)
         if not factors or any(f < 2 or f % 2 for f in factors):
-            raise ValueError(
-                "Received an invalid value for argument `num_buckets`, expected an even integer >= 2 or a tuple of "
-                f"them (random rotations give buckets in +/- pairs). Received: num_buckets={self.num_buckets}"
+            raise invalid_argument(
+                "num_buckets",
+                "an even integer >= 2 or a tuple of them (random rotations give buckets in +/- pairs)",
+                f"num_buckets={self.num_buckets}",
             )
-        if isinstance(self.num_buckets, (list, tuple)):
-            object.__setattr__(self, "num_buckets", tuple(int(f) for f in factors))
-        check_positive_int("num_hashes", self.num_hashes)
-        check_positive_int("chunk_size", self.chunk_size)
-        check_positive_int("seed", self.seed, allow_zero=True)
-        check_positive_int("num_chunks_before", self.num_chunks_before, allow_zero=True)
-        check_positive_int("num_chunks_after", self.num_chunks_after, allow_zero=True)
-        if self.semantics not in SEMANTICS:
-            raise ValueError(
-                f"Received an invalid value for argument `semantics`, expected one of {SEMANTICS}. "
-                f"Received: semantics={self.semantics!r}"
-            )
+        self._store(
+            num_buckets=factors if isinstance(self.num_buckets, (list, tuple)) else factors[0],
+            num_hashes=positive_int("num_hashes", self.num_hashes),
+            chunk_size=positive_int("chunk_size", self.chunk_size),
+            seed=non_negative_int("seed", self.seed),
+            num_chunks_before=non_negative_int("num_chunks_before", self.num_chunks_before),
+            num_chunks_after=non_negative_int("num_chunks_after", self.num_chunks_after),
+            semantics=one_of("semantics", self.semantics, SEMANTICS),
+        )
 
     dynamic = True
     """The pattern depends on the input: kernels hash at run time."""

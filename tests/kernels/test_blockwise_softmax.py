@@ -52,3 +52,24 @@ def test_a_chunk_that_does_not_divide_the_row_is_refused():
     scores, values, _ = scores_values_mask()
     with pytest.raises(ValueError, match="`chunk`"):
         blockwise_softmax_attention(scores, None, values, 5)
+
+
+def test_masked_keys_get_exactly_zero_weight():
+    """Not e^-30: sample 1's keys are all huge, and any weight left on a masked one would show."""
+    scores, values, mask = scores_values_mask(seed=3)
+    values[1] *= 1e30
+    output, probabilities = blockwise_softmax_attention(scores, mask, values, 8, return_probabilities=True)
+    assert (probabilities.numpy()[~mask] == 0).all()
+    np.testing.assert_allclose(output, tf.matmul(masked_softmax(scores, mask), values), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_masked_scores_that_overflowed_leave_no_nan(dtype):
+    """Under mixed precision a masked padding key's score can overflow to +-inf."""
+    scores, values, mask = scores_values_mask(seed=4)
+    scores = tf.cast(scores, dtype).numpy()
+    scores[~mask] = np.where(np.random.default_rng(5).random(scores.shape) < 0.5, np.inf, -np.inf)[~mask]
+    output, _ = blockwise_softmax_attention(scores, mask, tf.cast(values, dtype), 8)
+    finite = tf.cast(np.where(mask, scores, 0), tf.float32)
+    expected = tf.matmul(masked_softmax(finite, mask), tf.cast(tf.cast(values, dtype), tf.float32))
+    np.testing.assert_allclose(tf.cast(output, tf.float32), expected, atol=0.05)
