@@ -44,13 +44,18 @@ def training_data(inputs: dict, count: int = 32) -> tuple[dict, np.ndarray]:
 
 @pytest.mark.parametrize("folder", ARCHITECTURES)
 def test_fine_tunes_while_pruning_heads_and_round_trips_through_a_keras_file(folder, tmp_path):
+    keras.utils.set_random_seed(0)
     model, inputs = classifier(folder)
     data, labels = training_data(inputs)
     # SGD: Adam's update, traced for every weight, more than doubles the first epoch (the test's cost)
-    model.compile(keras.optimizers.SGD(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(keras.optimizers.SGD(0.02), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     prune = ks.pruning.StructuredPruning(ks.pruning.ConstantSparsity(0.5, begin_step=0, frequency=1), "heads")
-    history = model.fit(data, labels, epochs=4, batch_size=8, verbose=0, callbacks=[prune]).history["loss"]
-    assert history[-1] < history[0]
+    # Losses without dropout, before and after: the epochs' own losses (dropout, 4 steps each) are too noisy
+    # to compare (the causal Reformer's last epoch was above its first for 3 of 6 seeds at lr 0.05; these
+    # losses fell for all 6 seeds).
+    before = model.evaluate(data, labels, verbose=0)
+    model.fit(data, labels, epochs=4, batch_size=8, verbose=0, callbacks=[prune])
+    assert model.evaluate(data, labels, verbose=0) < before
     attention = [layer for layer in model._flatten_layers() if isinstance(layer, ks.layers.SparseMultiHeadAttention)]
     assert attention and all(ks.pruning.Heads().kept(layer).mean() == 0.5 for layer in attention)
     for layer in attention:  # a pruned head's output weights are zero, so it contributes nothing
