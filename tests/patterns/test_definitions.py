@@ -103,7 +103,6 @@ def test_union_and_intersection_are_or_and_and(seq_len, window, block_size, glob
     np.testing.assert_array_equal((a & b).mask(seq_len), a.mask(seq_len) & b.mask(seq_len))
 
 
-
 def test_block_local_has_a_rectangular_form_unless_it_wraps():
     """Without wrap, the neighbours of a block do not depend on the sequence's length (cross-attention can use
     them); wrapped neighbours do (the last block of 3 tokens is not that of 6)."""
@@ -114,6 +113,7 @@ def test_block_local_has_a_rectangular_form_unless_it_wraps():
     assert band.length_independent and not wrapped.length_independent
     with pytest.raises(ValueError, match="no rectangular form"):
         wrapped.rectangular_mask(3, 6)
+
 
 @settings(max_examples=40, deadline=None)
 @given(
