@@ -1,6 +1,6 @@
 """LiteRT latency of a longformer-base-shaped checkpoint at 4096 tokens, float32 and int8, against its dense twin.
 
-    .venv/bin/python benchmarks/checkpoints.py          # the table in docs/checkpoints.md (hours; 14 GB peak RSS)
+    .venv/bin/python benchmarks/checkpoints.py          # the table in docs/checkpoints.md (hours; over 14 GB RSS)
     .venv/bin/python benchmarks/checkpoints.py --seq-len 1024 --modes float32   # a quicker look
 
 The checkpoint: allenai/longformer-base-4096's config (12 layers, hidden 768, 12 heads, feed-forward 3072,
@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -183,6 +184,8 @@ def time_side_by_side(mode: str, seq_len: int, runs: int, out: str, variants) ->
 def run(*arguments: str) -> dict | str:
     """This script with `arguments` in a process of its own: its last JSON line, or its last error line."""
     done = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True)
+    if done.returncode < 0:  # no Python error to show: the out-of-memory killer sends SIGKILL
+        return f"killed by {signal.Signals(-done.returncode).name}"
     if done.returncode != 0:
         return (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
     return json.loads(done.stdout.strip().splitlines()[-1])
