@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
+
+from keras_sparse.validation import invalid_argument, is_integer
 
 
 def _pair(name: str, value) -> tuple[int, int]:
-    try:
-        pair = tuple(int(v) for v in value)
-    except (TypeError, ValueError):
-        pair = ()
-    if len(pair) != 2 or min(pair) <= 0:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected two positive integers. "
-            f"Received: {name}={value!r}"
-        )
-    return pair
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(is_integer(v) and v > 0 for v in value):
+        raise invalid_argument(name, "two positive integers", f"{name}={value!r}")
+    return int(value[0]), int(value[1])
 
 
 @keras.saving.register_keras_serializable(package="keras_sparse")

@@ -25,6 +25,9 @@ def test_config_round_trip_and_errors():
     assert ks.layers.AxialPositionEmbedding.from_config(layer.get_config()).get_config() == layer.get_config()
     with pytest.raises(ValueError, match="`axial_shape`"):
         ks.layers.AxialPositionEmbedding((4,), (4, 4))
+    with pytest.raises(ValueError, match="`axial_dims`.*2.5"):  # was truncated to 2
+        ks.layers.AxialPositionEmbedding((4, 8), (2.5, 4))
+    assert ks.layers.AxialPositionEmbedding(np.array([4, 8]), (np.int64(4), 4)).get_config()["axial_shape"] == (4, 8)
     with pytest.raises(ValueError, match="axial_dims"):
         ks.layers.AxialPositionEmbedding((4, 8), (4, 4))(np.zeros((1, 8, 6), "float32"))
     with pytest.raises(ValueError, match="at most 32"):

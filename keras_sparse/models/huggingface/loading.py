@@ -7,6 +7,7 @@ import keras
 from keras_sparse.models.huggingface import big_bird, longformer, reformer
 from keras_sparse.models.huggingface.checkpoint import UnsupportedCheckpointError, read_checkpoint
 from keras_sparse.patterns.big_bird import RANDOM_BLOCKS
+from keras_sparse.validation import non_negative_int, one_of, optional_positive_int
 
 ARCHITECTURES = {"longformer": longformer, "big_bird": big_bird, "reformer": reformer}
 """transformers' `model_type` and the module building its Keras model."""
@@ -73,16 +74,9 @@ def from_huggingface(
     >>> tuple(model(inputs).shape)
     (1, 40, 32)
     """
-    if seq_len is not None and (isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1):
-        raise ValueError(
-            "Received an invalid value for argument `seq_len`, expected None or a positive integer. "
-            f"Received: seq_len={seq_len!r}"
-        )
-    if random_blocks not in RANDOM_BLOCKS:
-        raise ValueError(
-            f"Received an invalid value for argument `random_blocks`, expected one of {RANDOM_BLOCKS}. "
-            f"Received: random_blocks={random_blocks!r}"
-        )
+    seq_len = optional_positive_int("seq_len", seq_len)
+    random_blocks = one_of("random_blocks", random_blocks, RANDOM_BLOCKS)
+    seed = non_negative_int("seed", seed)
     checkpoint = read_checkpoint(path)
     model_type = checkpoint.config.get("model_type")
     if model_type not in ARCHITECTURES:

@@ -127,6 +127,12 @@ def test_arguments_that_do_not_apply_are_named(folder, kwargs, argument):
         ks.models.from_huggingface(ROOT / folder, **kwargs)
 
 
+def test_numpy_integers_are_taken_as_python_integers():
+    """As everywhere in the public API (keras_sparse.validation); seq_len=np.int64(40) was refused."""
+    model = ks.models.from_huggingface(ROOT / "longformer", seq_len=np.int64(40), seed=np.int32(1))
+    assert model.inputs[0].shape == (None, 40)
+
+
 def test_default_length_is_the_longest_the_positions_allow():
     inputs, _ = cases("big_bird_block_sparse")["unpadded"]
     assert ks.models.from_huggingface(ROOT / "big_bird_block_sparse").inputs[0].shape == (None, 96)
