@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, check_positive_int, register
+from keras_sparse.patterns.pattern import Pattern, band_layout, check_positive_int, check_seq_len, register
 from keras_sparse.patterns.per_head import PerHead
 
 
@@ -70,8 +70,14 @@ class DistanceDecay(Pattern):
     def allowed(self, query_index, key_index, seq_len):
         return np.abs(np.asarray(query_index) - np.asarray(key_index)) <= self.max_distance
 
+    def layout(self, seq_len, block_size=None):
+        return band_layout(check_seq_len(seq_len), self.resolve_block_size(block_size), self.max_distance)
+
     def bias(self, query_index, key_index, seq_len):
-        return (-self.rate * np.abs(np.asarray(query_index) - np.asarray(key_index))).astype(np.float32)
+        return self.offset_bias(np.asarray(query_index) - np.asarray(key_index), seq_len)
+
+    def offset_bias(self, offsets, seq_len):
+        return (-self.rate * np.abs(np.asarray(offsets))).astype(np.float32)
 
     def for_heads(self, num_heads):
         if not self.per_head:
