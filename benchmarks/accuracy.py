@@ -23,7 +23,7 @@ import tempfile
 import time
 
 import numpy as np
-from common import pruning_schedule, run_isolated
+from common import pruning_schedule, reproducible, run_isolated
 
 MODELS = ("dense", "window", "bigbird", "bigbird_pruned")
 
@@ -48,7 +48,7 @@ def run_one(task: str, model_name: str, args) -> dict:
     generate = getattr(ks.datasets, task)
     train = generate(args.train, args.seq_len, seed=0)
     test = generate(args.test, args.seq_len, seed=1)
-    keras.utils.set_random_seed(0)
+    reproducible(0)
     model = ks.models.SparseTransformerClassifier(
         len(train.vocabulary),
         args.seq_len,

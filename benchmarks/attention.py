@@ -19,10 +19,9 @@ import argparse
 import json
 import os
 import resource
-import statistics
-import subprocess
-import sys
-import time
+
+from common import median_ms
+from common import run_case as run_isolated_case
 
 NUM_HEADS = 4
 BLOCK_SIZE = 64
@@ -95,19 +94,9 @@ def measure(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
             loss = tf.reduce_sum(layer(q, q))
         return tape.gradient(loss, [q, *layer.trainable_weights])
 
-    def median_ms(function):
-        function(x)  # trace
-        function(x)  # warm up
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            [t.numpy() for t in tf.nest.flatten(function(x)) if t is not None]  # LSH leaves key weights unused
-            times.append((time.perf_counter() - start) * 1e3)
-        return statistics.median(times)
-
     return {
-        "forward_ms": median_ms(forward),
-        "forward_backward_ms": median_ms(forward_backward),
+        "forward_ms": median_ms(forward, x, repeats),
+        "forward_backward_ms": median_ms(forward_backward, x, repeats),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -135,11 +124,7 @@ def scores_per_head(case: str, seq_len: int) -> int:
 
 
 def run_case(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
-    command = [sys.executable, __file__, "--case", case, str(seq_len), str(d_model), str(repeats)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_isolated_case(__file__, case, seq_len, d_model, repeats)
 
 
 def main():

@@ -1,14 +1,29 @@
-"""Pieces the training benchmarks share: the pruning schedule they use and LiteRT accuracy."""
+"""Pieces the training benchmarks share: seeding, the pruning schedule they use and LiteRT accuracy."""
 
 from __future__ import annotations
 
 import json
 import re
 import signal
+import statistics
 import subprocess
 import sys
+import time
 
 import numpy as np
+
+
+def reproducible(seed: int = 0) -> None:
+    """Seeds Python, NumPy and TensorFlow (`keras.utils.set_random_seed`) and makes TensorFlow's ops deterministic.
+
+    With op determinism, a run gives the same numbers as the last one on the same machine (TensorFlow's threaded
+    reductions otherwise add in varying orders); other machines may still differ. It is set for the whole process.
+    """
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 def pruning_schedule(total_steps: int, sparsity: float):
@@ -45,3 +60,27 @@ def run_isolated(script: str, one: list[str], args) -> dict | str:
         errors = [line for line in done.stderr.splitlines() if re.match(r"^\w+(Error|Exception)\b", line)]
         return errors[-1] if errors else done.stderr.strip().splitlines()[-1]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def median_ms(function, argument, repeats: int) -> float:
+    """Median wall time of `function(argument)` in ms over `repeats` calls, after a call that traces it and one
+    that warms up; every output it returns (None skipped) is fetched."""
+    import tensorflow as tf
+
+    function(argument)
+    function(argument)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        [t.numpy() for t in tf.nest.flatten(function(argument), expand_composites=True) if t is not None]
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def run_case(script: str, *arguments) -> dict:
+    """Runs `script --case ARGUMENTS...` in a fresh process: the JSON row it prints last, or `{"error": ...}`."""
+    command = [sys.executable, script, "--case", *map(str, arguments)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
+    return json.loads(result.stdout.strip().splitlines()[-1])

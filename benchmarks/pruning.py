@@ -21,7 +21,7 @@ import statistics
 import tempfile
 import time
 
-from common import litert_accuracy, pruning_schedule, run_isolated
+from common import litert_accuracy, pruning_schedule, reproducible, run_isolated
 
 ROWS = {
     "unpruned": (),
@@ -66,7 +66,7 @@ def run_row(name: str, args) -> dict:
     test = ks.datasets.far_retrieval(args.test, args.seq_len, seed=1)
 
     def classifier():
-        keras.utils.set_random_seed(0)
+        reproducible(0)
         return ks.models.SparseTransformerClassifier(
             len(train.vocabulary),
             args.seq_len,

@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+from common import reproducible
+
 D_MODEL, HEADS, VOCAB, CLASSES = 128, 4, 32, 10
 MODES = ("float32", "float16", "dynamic", "int8")
 MICRO_MAX_LENGTH = 512
@@ -45,7 +47,7 @@ def build(seq_len: int, variant: str, pattern_name: str):
 
     import keras_sparse as ks
 
-    keras.utils.set_random_seed(0)
+    reproducible(0)
     tokens = keras.Input((seq_len,), dtype="int32")
     x = ks.layers.TokenEmbedding(VOCAB, D_MODEL)(tokens)
     x = x + ks.layers.TokenEmbedding(seq_len, D_MODEL)(keras.ops.arange(seq_len)[None])

@@ -17,12 +17,12 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from converters import c_sources
-from converters.arguments import checked_count, checked_flag
 from converters.errors import ConversionError, VerificationError, explain_runtime_failure
 from converters.litert import dequantized, output_order, quantized_inputs
 from converters.to_tflite import ConversionResult, convert_verified
 from converters.verification import verify
 from keras_sparse.files import MANIFEST, check_output_folder, write_folder_atomically
+from keras_sparse.validation import boolean, non_negative_int
 
 MICRO_FIXES = {
     "SELECT": "keras.layers.Embedding emits it (negative-id wrapping): use keras_sparse.layers.TokenEmbedding",
@@ -253,9 +253,9 @@ def to_micro(
     (('FULLY_CONNECTED',), True)
     """
     name = c_sources.c_identifier(name)
-    overwrite = checked_flag("overwrite", overwrite)
+    overwrite = boolean("overwrite", overwrite)
     if max_quantization_steps is not None:
-        max_quantization_steps = checked_count("max_quantization_steps", max_quantization_steps)
+        max_quantization_steps = non_negative_int("max_quantization_steps", max_quantization_steps)
     names = [
         f"{name}_int8.tflite",
         f"{name}_model_data.cc",

@@ -14,15 +14,14 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import keras_sparse as ks
-from converters.arguments import checked_bound, checked_flag
 from converters.errors import ConversionError, explain_conversion_failure, explain_runtime_failure
 from converters.litert import run_once
 from converters.model_inputs import ModelInput, as_samples, model_inputs, pack
 from converters.quantization import MODES, Mode
 from converters.verification import REWRITE_TOLERANCE, Comparison, check_finite, compare, verify
 from keras_sparse.files import check_output_file, write_atomically
-from keras_sparse.layers.sparse_multi_head_attention import checked_max_query_blocks
 from keras_sparse.rewrites import rewritable, with_max_query_blocks
+from keras_sparse.validation import boolean, number, one_of, optional_positive_int
 
 CALIBRATION_SAMPLES = 200
 VERIFICATION_SAMPLES = 64
@@ -161,7 +160,7 @@ def to_tflite(
     >>> result.ops, result.max_relative_error < 1e-4
     (('FULLY_CONNECTED',), True)
     """
-    path = check_output_file(path, checked_flag("overwrite", overwrite))
+    path = check_output_file(path, boolean("overwrite", overwrite))
     verified = convert_verified(
         model,
         path,
@@ -176,6 +175,11 @@ def to_tflite(
     )
     write_atomically(path, verified.flatbuffer, overwrite=overwrite)
     return verified.result
+
+
+def _bound(name: str, value, default: float) -> float:
+    """A verification bound: `default` for None, else a number in [0, 1] (NaN refused)."""
+    return default if value is None else number(name, value, at_least=0, at_most=1)
 
 
 def convert_verified(
@@ -197,17 +201,12 @@ def convert_verified(
     The arguments are `to_tflite`'s; `max_query_blocks` also applies
     `keras_sparse.rewrites.with_max_query_blocks` (for `to_micro`).
     """
-    if quantization not in MODES:
-        raise ValueError(
-            f"Received an invalid value for argument `quantization`, expected one of {tuple(MODES)}. "
-            f"Received: quantization={quantization!r}"
-        )
-    mode = MODES[quantization]
-    max_relative_error = checked_bound("max_relative_error", max_relative_error, mode.max_relative_error)
-    min_argmax_agreement = checked_bound("min_argmax_agreement", min_argmax_agreement, mode.min_argmax_agreement)
-    sparse_weights = checked_flag("sparse_weights", sparse_weights)
-    float_outputs = checked_flag("float_outputs", float_outputs)
-    checked_max_query_blocks(max_query_blocks)
+    mode = MODES[one_of("quantization", quantization, tuple(MODES))]
+    max_relative_error = _bound("max_relative_error", max_relative_error, mode.max_relative_error)
+    min_argmax_agreement = _bound("min_argmax_agreement", min_argmax_agreement, mode.min_argmax_agreement)
+    sparse_weights = boolean("sparse_weights", sparse_weights)
+    float_outputs = boolean("float_outputs", float_outputs)
+    optional_positive_int("max_query_blocks", max_query_blocks)
     inputs = model_inputs(model, seq_len)
     float_inputs = all(i.dtype.kind == "f" for i in inputs)
     if quantization == "int16x8" and not float_inputs:

@@ -20,7 +20,7 @@ if keras.backend.backend() != "tensorflow":
         f"The backend is {keras.backend.backend()!r}: set KERAS_BACKEND=tensorflow before importing keras."
     )
 
-from keras_sparse import datasets, kernels, layers, models, patterns, pruning  # noqa: E402
+from keras_sparse import datasets, kernels, layers, models, patterns, pruning, rewrites  # noqa: E402
 from keras_sparse.attention_summary import summary  # noqa: E402
 from keras_sparse.positions import extend_positions  # noqa: E402
 from keras_sparse.rewrites import centered_layer_norms, exportable, sparsify  # noqa: E402
@@ -36,6 +36,7 @@ __all__ = [
     "models",
     "patterns",
     "pruning",
+    "rewrites",
     "sparsify",
     "summary",
 ]

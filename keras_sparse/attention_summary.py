@@ -8,6 +8,7 @@ import keras
 
 from keras_sparse.layers import SparseMultiHeadAttention
 from keras_sparse.patterns import Dense, Intersection, Pattern, SlidingWindow, Union
+from keras_sparse.validation import optional_positive_int
 
 PATTERN_WIDTH = 56
 """Printed patterns longer than this are cut (the row keeps the whole description)."""
@@ -173,11 +174,7 @@ def summary(model: keras.layers.Layer, seq_len: int | None = None) -> AttentionS
         raise ValueError(
             f"Received an invalid value for argument `model`, expected a Keras model or layer. Received: {model!r}"
         )
-    if seq_len is not None and (isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1):
-        raise ValueError(
-            f"Received an invalid value for argument `seq_len`, expected None or a positive int. Received: "
-            f"seq_len={seq_len!r}"
-        )
+    seq_len = optional_positive_int("seq_len", seq_len)
     layers = model._flatten_layers(include_self=True)
     rows = tuple(_row(layer, seq_len) for layer in layers if isinstance(layer, keras.layers.MultiHeadAttention))
     return AttentionSummary(model.name, rows)

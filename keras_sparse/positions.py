@@ -14,6 +14,7 @@ import numpy as np
 from keras_sparse.layers import PositionEmbedding, SparseMultiHeadAttention
 from keras_sparse.model_rebuilding import copy_weights_in_order, is_graph_model, with_arguments
 from keras_sparse.optional_keras_hub import keras_hub_layer_classes
+from keras_sparse.validation import positive_int
 
 FIXED_KERAS_HUB = ("SinePositionEncoding", "RotaryEmbedding")
 """keras-hub's position encodings that are computed, not learned: defined at any length."""
@@ -119,8 +120,7 @@ def extend_positions(model: keras.Model, new_length: int) -> keras.Model:
     >>> ks.extend_positions(model, 1024).input_shape
     (None, 1024)
     """
-    if isinstance(new_length, bool) or not isinstance(new_length, int) or new_length < 1:
-        raise _invalid_length(new_length, "a positive int")
+    new_length = positive_int("new_length", new_length)
     if not isinstance(model, keras.Model) or not (is_graph_model(model) or hasattr(model, "_operations")):
         raise ValueError(
             "Received an invalid value for argument `model`, expected a functional keras.Model or a keras-hub "

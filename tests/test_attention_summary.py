@@ -94,5 +94,6 @@ def test_a_model_without_attention_and_bad_arguments():
     assert str(ks.summary(keras.Model(x, keras.layers.Dense(2)(x), name="mlp"))) == "mlp: no attention layers"
     with pytest.raises(ValueError, match="argument `model`, expected a Keras model or layer"):
         ks.summary("model")
-    with pytest.raises(ValueError, match="argument `seq_len`, expected None or a positive int. Received: seq_len=0"):
+    with pytest.raises(ValueError, match="`seq_len`, expected None or a positive integer. Received: seq_len=0"):
         ks.summary(mixed_model(), seq_len=0)
+    assert str(ks.summary(mixed_model(), seq_len=np.int64(64))) == str(ks.summary(mixed_model(), seq_len=64))

@@ -1,7 +1,8 @@
 """keras_sparse's parts depend on each other in one direction only, and never on converters or keras-hub.
 
 The order: patterns -> kernels -> layers -> models / rewrites / pruning / summary / positions; datasets
-stands alone; `converters` (a top-level package) may use all of keras_sparse, never the reverse.
+stands alone; validation (argument checks) comes first, under every part; `converters` (a top-level package)
+may use all of keras_sparse, never the reverse.
 """
 
 import ast
@@ -19,17 +20,18 @@ PACKAGE = pathlib.Path(keras_sparse.__file__).parent
 
 DIRECT = {
     "files": set(),
+    "validation": set(),
     "optional_keras_hub": set(),
     "model_rebuilding": set(),
-    "patterns": {"files"},
+    "patterns": {"files", "validation"},
     "kernels": {"patterns"},
     "layers": {"kernels"},
     "models": {"layers"},
-    "rewrites": {"layers"},
+    "rewrites": {"layers", "model_rebuilding"},
     "pruning": {"rewrites", "model_rebuilding", "optional_keras_hub"},
     "attention_summary": {"layers"},
     "positions": {"layers", "model_rebuilding", "optional_keras_hub"},
-    "datasets": {"files"},
+    "datasets": {"files", "validation"},
 }
 """Each part of keras_sparse (subpackage or top-level module) and the parts it may import directly."""
 
@@ -81,7 +83,7 @@ def test_imports_follow_the_dependency_order(path):
     assert not forbidden, f"{path.relative_to(PACKAGE)} imports {sorted(forbidden)}, outside {part_of(path)}'s order"
 
 
-SUBPACKAGES = ("patterns", "kernels", "layers", "models", "pruning", "datasets")
+SUBPACKAGES = ("patterns", "kernels", "layers", "models", "rewrites", "pruning", "datasets")
 
 IMPORT_EACH_ALONE = """
 import importlib, importlib.util, json, sys, types

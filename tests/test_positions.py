@@ -74,7 +74,7 @@ def test_our_classifier_runs_longer_and_equals_itself_on_its_first_tokens():
 
 def test_sinusoidal_positions_are_recomputed_at_the_new_length():
     model = classifier(64, position="sinusoidal")
-    longer = ks.extend_positions(model, 256)
+    longer = ks.extend_positions(model, np.int64(256))  # NumPy integers are integers
     short, long = longer_tokens(64, 256)
     assert relative_error(longer.predict(long, verbose=0), model.predict(short, verbose=0)) < TOLERANCE
 
@@ -120,7 +120,7 @@ def test_errors_name_the_argument_and_the_fix():
     model = classifier(64)
     with pytest.raises(ValueError, match=r"`new_length`, expected more than the 64 positions .* new_length=64"):
         ks.extend_positions(model, 64)
-    with pytest.raises(ValueError, match=r"`new_length`, expected a positive int. Received: new_length=512.0"):
+    with pytest.raises(ValueError, match=r"`new_length`, expected a positive integer. Received: new_length=512.0"):
         ks.extend_positions(model, 512.0)
     x = keras.Input((8, 4))
     with pytest.raises(ValueError, match="has no position layer"):

@@ -27,6 +27,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import charts  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 import keras_sparse as ks  # noqa: E402
@@ -123,6 +124,8 @@ def golden_vectors(test, predictions: np.ndarray, seq_len: int, model_path: path
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    tf.config.experimental.enable_op_determinism()  # the same numbers on every run on this machine
     started = time.time()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)

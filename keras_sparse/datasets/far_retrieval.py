@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_sparse.datasets.listops import DIGITS, TaskData
+from keras_sparse.datasets.listops import DIGITS, TaskData, task_data
 from keras_sparse.datasets.vocabulary import Vocabulary
+from keras_sparse.validation import integer, non_negative_int
 
 MARK = "#"
 FILLER = tuple("abcdefghij")
@@ -23,7 +24,7 @@ def far_retrieval(num_examples: int, seq_len: int = 1024, seed: int = 0) -> Task
     Digits appear nowhere else, and labels are balanced over 0-9.
 
     Args:
-        num_examples: how many.
+        num_examples: how many (0 or more).
         seq_len: tokens per example, `<cls>` included (at least 32).
         seed: the same seed gives the same examples.
 
@@ -33,9 +34,9 @@ def far_retrieval(num_examples: int, seq_len: int = 1024, seed: int = 0) -> Task
     >>> data.inputs.shape, data.num_classes, data.labels.tolist()
     ((3, 32), 10, [0, 1, 2])
     """
-    if seq_len < 32:
-        raise ValueError(f"Received an invalid value for argument `seq_len`, expected >= 32. Received: {seq_len}")
-    rng = np.random.default_rng(seed)
+    num_examples = non_negative_int("num_examples", num_examples)
+    seq_len = integer("seq_len", seq_len, at_least=32)
+    rng = np.random.default_rng(non_negative_int("seed", seed))
     body = seq_len - 1  # after <cls>
     texts = []
     labels = np.arange(num_examples, dtype=np.int32) % 10
@@ -44,5 +45,4 @@ def far_retrieval(num_examples: int, seq_len: int = 1024, seed: int = 0) -> Task
         where = rng.integers(body - body // 8, body - 1)
         words[where : where + 2] = [MARK, DIGITS[label]]
         texts.append(" ".join(words))
-    inputs = np.stack([VOCABULARY.encode(text, seq_len) for text in texts])
-    return TaskData(inputs, labels, VOCABULARY, tuple(texts), num_classes=10)
+    return task_data(texts, labels, VOCABULARY, seq_len, num_classes=10)

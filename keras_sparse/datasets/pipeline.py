@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_sparse.datasets.listops import TaskData
+from keras_sparse.validation import boolean, invalid_argument, non_negative_int, positive_int
 
 
 def as_dataset(
@@ -22,9 +23,16 @@ def as_dataset(
     >>> sorted(batch[0]), tuple(batch[0]["padding_mask"].shape)
     (['padding_mask', 'tokens'], (2, 64))
     """
+    if not isinstance(data, TaskData):
+        raise invalid_argument(
+            "data", "a keras_sparse.datasets.TaskData (from listops or far_retrieval)", f"data={data!r}"
+        )
+    batch_size = positive_int("batch_size", batch_size)
+    shuffle_seed = None if shuffle_seed is None else non_negative_int("shuffle_seed", shuffle_seed)
+    with_padding_mask = boolean("with_padding_mask", with_padding_mask)
     dataset = tf.data.Dataset.from_tensor_slices((data.inputs, data.labels))
     if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(data.labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(max(1, len(data.labels)), seed=shuffle_seed, reshuffle_each_iteration=True)
     if with_padding_mask:
         dataset = dataset.map(lambda tokens, label: ({"tokens": tokens, "padding_mask": tokens != 0}, label))
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

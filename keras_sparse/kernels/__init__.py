@@ -6,8 +6,10 @@
 - `segment_attention`: the same numbers as `sparse_attention` with builtins only, for export.
 - `dense_masked_attention`: every score computed, then masked; the reference for tests.
 - `lsh_attention`: Reformer's hashed attention, for the input-dependent `LSH` pattern.
+- `cached_rows_attention`: new queries at run-time positions against a key/value cache (decoding steps).
 """
 
+from keras_sparse.kernels.cached_rows import cached_rows_attention
 from keras_sparse.kernels.dense_masked import dense_masked_attention
 from keras_sparse.kernels.gather_plan import BlockGroup, GatherPlan, plan_gathered_blocks
 from keras_sparse.kernels.gathered_blocks import gathered_block_attention
@@ -20,6 +22,7 @@ __all__ = [
     "BlockGroup",
     "GatherPlan",
     "TokenPairs",
+    "cached_rows_attention",
     "dense_masked_attention",
     "gathered_block_attention",
     "lsh_attention",

@@ -270,11 +270,16 @@ def plan_gathered_blocks(
     block_size: int | None = None,
     causal: bool = False,
     max_query_blocks: int | None = None,
+    single_part: bool = False,
 ) -> GatherPlan:
     """Builds the tables of `pattern` for sequences of `seq_len` tokens.
 
     `max_query_blocks` splits groups so that none holds more query blocks: more, smaller steps with the
     same numbers and fewer tensors live at once (each step gathering its own queries).
+
+    `single_part=True` plans every row as one masked `KeyBlocks` part in natural order, every head in one
+    `HeadGroup` (per-head tables): a row's keys are then one table row, as `kernels.cached_rows` needs to
+    compute rows one at a time; the other parts only pay when whole sequences are computed.
 
     Example:
 
@@ -285,8 +290,12 @@ def plan_gathered_blocks(
     """
     block_size = pattern.resolve_block_size(block_size)
     pattern.check_fits(seq_len)
-    planner = _Planner(seq_len, block_size, causal, max_query_blocks)
-    if pattern.num_heads is None:
+    planner = _Planner(seq_len, block_size, causal, max_query_blocks, single_part)
+    if single_part:
+        heads = None if pattern.num_heads is None else np.arange(pattern.num_heads, dtype=np.int32)
+        head_patterns = [pattern] if heads is None else [pattern.head(h) for h in heads]
+        head_groups = [planner.plan_joint(head_patterns, heads)]
+    elif pattern.num_heads is None:
         head_groups = [planner.plan(pattern, None)]
     else:
         head_groups = planner.plan_per_head([pattern.head(h) for h in range(pattern.num_heads)])
@@ -296,9 +305,11 @@ def plan_gathered_blocks(
 class _Planner:
     """Plans head patterns for one (sequence length, block size, causal, max_query_blocks)."""
 
-    def __init__(self, seq_len: int, block_size: int, causal: bool, max_query_blocks: int | None):
+    def __init__(
+        self, seq_len: int, block_size: int, causal: bool, max_query_blocks: int | None, single_part: bool = False
+    ):
         self.seq_len, self.block_size, self.causal = seq_len, block_size, causal
-        self.max_query_blocks = max_query_blocks
+        self.max_query_blocks, self.single_part = max_query_blocks, single_part
         self.num_blocks = num_blocks_for(seq_len, block_size)
 
     # ---- heads ------------------------------------------------------------------------------------------
@@ -331,7 +342,7 @@ class _Planner:
     def _width(self, plan: HeadGroup) -> float:
         return _computed_scores(plan, self.seq_len, self.block_size)
 
-    def plan_joint(self, patterns: list[Pattern], heads: np.ndarray) -> HeadGroup:
+    def plan_joint(self, patterns: list[Pattern], heads: np.ndarray | None) -> HeadGroup:
         """Heads with different layouts in one set of tables (one row per layout head), each row padded to its
         widest head."""
         none = np.zeros(0, np.int64)
@@ -552,7 +563,7 @@ class _Planner:
         heads, num_blocks = context.is_full.shape[:2]
         full_blocks = [[np.flatnonzero(context.is_full[h, r]) for r in rows] for h in range(heads)]
         other_blocks = [[np.flatnonzero(context.is_partial[h, r]) for r in rows] for h in range(heads)]
-        unmasked = min(len(blocks) for per_head in full_blocks for blocks in per_head)
+        unmasked = 0 if self.single_part else min(len(blocks) for per_head in full_blocks for blocks in per_head)
         width = max(
             len(f) + len(o)
             for fs, os_ in zip(full_blocks, other_blocks, strict=True)

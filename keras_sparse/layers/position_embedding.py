@@ -6,6 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_sparse.validation import one_of, positive_int
+
 KINDS = ("learned", "sinusoidal")
 
 
@@ -40,16 +42,8 @@ class PositionEmbedding(keras.layers.Layer):
 
     def __init__(self, sequence_length: int, kind: str = "learned", initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
-        if kind not in KINDS:
-            raise ValueError(
-                f"Received an invalid value for argument `kind`, expected one of {KINDS}. Received: {kind!r}"
-            )
-        if not isinstance(sequence_length, int) or sequence_length <= 0:
-            raise ValueError(
-                f"Received an invalid value for argument `sequence_length`, expected a positive int. "
-                f"Received: {sequence_length!r}"
-            )
-        self.sequence_length, self.kind = sequence_length, kind
+        self.sequence_length = positive_int("sequence_length", sequence_length)
+        self.kind = one_of("kind", kind, KINDS)
         self.initializer = keras.initializers.get(initializer)
         self.supports_masking = True
 

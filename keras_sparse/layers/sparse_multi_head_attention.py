@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 
 import keras
 import numpy as np
@@ -12,6 +13,15 @@ from keras.src.backend import set_keras_mask  # as Keras's own MultiHeadAttentio
 
 from keras_sparse import kernels
 from keras_sparse.patterns import Dense, Pattern, SlidingWindow
+from keras_sparse.validation import (
+    boolean,
+    fraction,
+    invalid_argument,
+    is_integer,
+    one_of,
+    optional_positive_int,
+    positive_int,
+)
 
 IMPLEMENTATIONS = ("auto", "blocked", "sparse", "segment", "dense")
 
@@ -24,9 +34,11 @@ score (a gather of one key row per pair), the blocked kernel about 2.5 ns per co
 
 @functools.lru_cache(maxsize=64)
 def _gather_plan(
-    pattern: Pattern, seq_len: int, causal: bool, max_query_blocks: int | None = None
+    pattern: Pattern, seq_len: int, causal: bool, max_query_blocks: int | None = None, single_part: bool = False
 ) -> kernels.GatherPlan:
-    return kernels.plan_gathered_blocks(pattern, seq_len, causal=causal, max_query_blocks=max_query_blocks)
+    return kernels.plan_gathered_blocks(
+        pattern, seq_len, causal=causal, max_query_blocks=max_query_blocks, single_part=single_part
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -34,11 +46,29 @@ def _token_pairs(pattern: Pattern, seq_len: int, num_heads: int, causal: bool) -
     return kernels.plan_token_pairs(pattern, seq_len, num_heads, causal=causal)
 
 
-def checked_max_query_blocks(value: int | None) -> int | None:
-    """`value` if it is None or a positive int; otherwise a ValueError naming `max_query_blocks`."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise _invalid("max_query_blocks", "None or a positive int", f"max_query_blocks={value!r}")
-    return value
+_KERAS_SIGNATURE = inspect.signature(keras.layers.MultiHeadAttention.__init__)
+_KERAS_CHECKS = {
+    "num_heads": positive_int,
+    "key_dim": positive_int,
+    "value_dim": optional_positive_int,
+    "dropout": fraction,
+    "use_bias": boolean,
+    "sliding_window": optional_positive_int,
+    "use_gate": boolean,
+}
+"""Keras's own checks refuse NumPy integers and take any value as a flag; these accept the one, refuse the other."""
+
+
+def _checked_keras_arguments(layer, args: tuple, kwargs: dict) -> dict:
+    """Keras's `MultiHeadAttention.__init__` arguments by name, numbers as Python numbers and flags as bools."""
+    bound = _KERAS_SIGNATURE.bind(layer, *args, **kwargs).arguments
+    arguments = {name: value for name, value in bound.items() if name not in ("self", "kwargs")}
+    for name, check in _KERAS_CHECKS.items():
+        if name in arguments:
+            arguments[name] = check(name, arguments[name])
+    if is_integer(arguments.get("output_shape")):
+        arguments["output_shape"] = int(arguments["output_shape"])
+    return {**arguments, **bound.get("kwargs", {})}
 
 
 def _compiling_with_xla() -> bool:
@@ -49,10 +79,6 @@ def _compiling_with_xla() -> bool:
     from tensorflow.python.ops import control_flow_util
 
     return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
-
-
-def _invalid(argument: str, expected: str, received: str) -> ValueError:
-    return ValueError(f"Received an invalid value for argument `{argument}`, expected {expected}. Received: {received}")
 
 
 @keras.saving.register_keras_serializable(package="keras_sparse")
@@ -90,17 +116,34 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             a little slower, and far more accurate in int8 files, whose SOFTMAX output has steps of 1/256.
             `converters.to_tflite` sets it for int8 (`keras_sparse.rewrites.with_blockwise_softmax`).
             Defaults to False. Other kernels ignore it.
+        causal: bool, every call is causal (as with `use_causal_mask=True`): the kernels skip the blocks above
+            the diagonal even when the causal mask also arrives as a tensor, as keras-hub's `TransformerDecoder`
+            passes it. `keras_sparse.sparsify` sets it for a decoder's self-attention. Defaults to False.
 
     Call arguments:
-        query: `(B, T, dim)`. value: `(B, T, dim)`. key: optional `(B, T, dim)`, defaults to `value`.
-        attention_mask: optional bool `(B, T, T)` or `(T, T)`, ANDed with the pattern.
-        return_attention_scores: also return the attention probabilities as a dense `(B, num_heads, T, T)`
-            tensor. It costs O(T^2) memory: use it to inspect short sequences.
+        query: `(B, T, dim)`. value: `(B, S, dim)`. key: optional `(B, S, dim)`, defaults to `value`.
+            With T == S the pattern applies as it is. Otherwise (cross-attention) its rectangular form does
+            (`Pattern.rectangular_mask`: length-independent patterns only; others raise a ValueError naming
+            the layer).
+        attention_mask: optional bool mask, ANDed with the pattern, of any shape Keras's layer takes:
+            `(T, S)`, `(B, T, S)` or `(B, num_heads, T, S)`, size-1 axes broadcasting. A mask that is the same
+            for every query (keras-hub's `(B, 1, S)` padding mask) costs no `(B, T, S)` tensor. A per-head mask
+            needs a pattern shared by all heads.
+        return_attention_scores: also return the attention probabilities as a dense `(B, num_heads, T, S)`
+            tensor. It costs O(T * S) memory: use it to inspect short sequences.
         training: whether dropout is applied.
         use_causal_mask: AND a causal mask (key <= query) with the pattern.
+        cache: optional `(B, 2, S, num_heads, key_dim)` key/value cache, keras-hub's `CachedMultiHeadAttention`
+            protocol: with `cache_update_index=i` the new keys and values are written at `i, ..., i + S* - 1`
+            and the queries sit at positions `i, ..., i + T - 1`; with `cache_update_index=None` the cached keys
+            and values are used as they are. A call with T == S (prefill) uses the sparse kernels; a shorter
+            self-attention step computes only the key blocks its rows allow (`kernels.cached_rows_attention`).
+            The updated cache is returned after the output (and the scores). Keras masks of the inputs are
+            not applied with a cache (as in keras-hub): pass `attention_mask`.
+        cache_update_index: optional int or int tensor, where the new keys and values go in `cache`.
         Keras masks on `query`, `value` and `key` (e.g. from `Embedding(mask_zero=True)`) are honoured.
 
-    The sequence length must be static (known when the layer is traced); the batch may vary.
+    The query length must be static (known when the layer is traced); the batch may vary.
     Outputs at query positions with no allowed key (e.g. masked padding) are unspecified, as in Keras.
 
     Example:
@@ -120,35 +163,32 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         implementation: str = "auto",
         max_query_blocks: int | None = None,
         blockwise_softmax: bool = False,
+        causal: bool = False,
         **kwargs,
     ):
-        super().__init__(*args, **kwargs)
+        super().__init__(**_checked_keras_arguments(self, args, kwargs))
         if pattern is None:
             pattern = Dense()
         if not isinstance(pattern, Pattern):
-            raise _invalid(
+            raise invalid_argument(
                 "pattern", "a keras_sparse.patterns.Pattern (e.g. SlidingWindow(256))", f"pattern={pattern!r}"
             )
-        if implementation not in IMPLEMENTATIONS:
-            raise _invalid("implementation", f"one of {IMPLEMENTATIONS}", f"implementation={implementation!r}")
+        self.implementation = implementation
         if self._attention_axes is not None and tuple(self._attention_axes) not in ((1,), (-3,)):
-            raise _invalid(
+            raise invalid_argument(
                 "attention_axes",
                 "None (attention over the sequence axis of (B, T, dim) inputs)",
                 f"attention_axes={self._attention_axes}",
             )
         pattern.for_heads(self._num_heads)  # raises if a per-head pattern has another head count
         if pattern.dynamic and (implementation != "auto" or self._sliding_window is not None):
-            raise _invalid(
+            raise invalid_argument(
                 "implementation",
                 "'auto' and no `sliding_window` for an input-dependent pattern (LSH runs on its own kernel)",
                 f"implementation={implementation!r}, sliding_window={self._sliding_window}",
             )
         self._pattern = pattern
-        self._implementation = implementation
-        # Keras compiles a model with XLA (`jit_compile=True`, or "auto" on GPU machines) only when every layer
-        # supports it; tf.sparse ops have no XLA kernels.
-        self.supports_jit = implementation != "sparse"
+        self._causal = boolean("causal", causal)
         self.max_query_blocks = max_query_blocks
         self.blockwise_softmax = blockwise_softmax
         self._block_mass_sink = None
@@ -164,7 +204,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     @max_query_blocks.setter
     def max_query_blocks(self, value: int | None) -> None:
         """Takes effect when the layer is next traced."""
-        self._max_query_blocks = checked_max_query_blocks(value)
+        self._max_query_blocks = optional_positive_int("max_query_blocks", value)
 
     @property
     def blockwise_softmax(self) -> bool:
@@ -173,13 +213,23 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     @blockwise_softmax.setter
     def blockwise_softmax(self, value: bool) -> None:
         """Takes effect when the layer is next traced."""
-        if not isinstance(value, bool):
-            raise _invalid("blockwise_softmax", "True or False", f"blockwise_softmax={value!r}")
-        self._blockwise_softmax = value
+        self._blockwise_softmax = boolean("blockwise_softmax", value)
 
     @property
     def implementation(self) -> str:
         return self._implementation
+
+    @implementation.setter
+    def implementation(self, value: str) -> None:
+        """Takes effect when the layer is next traced (`keras_sparse.exportable` sets it on a copy)."""
+        self._implementation = one_of("implementation", value, IMPLEMENTATIONS)
+        # Keras compiles a model with XLA (`jit_compile=True`, or "auto" on GPU machines) only when every layer
+        # supports it; tf.sparse ops have no XLA kernels.
+        self.supports_jit = value != "sparse"
+
+    @property
+    def causal(self) -> bool:
+        return self._causal
 
     def set_pattern(self, pattern: Pattern) -> None:
         """Replaces the pattern (the attention-blocks pruning narrows it); traced functions must be retraced."""
@@ -206,6 +256,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             "implementation": self._implementation,
             "max_query_blocks": self._max_query_blocks,
             "blockwise_softmax": self._blockwise_softmax,
+            "causal": self._causal,
         }
 
     @classmethod
@@ -218,7 +269,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     def build(self, query_shape, value_shape, key_shape=None):
         for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
             if shape is not None and len(shape) != 3:
-                raise _invalid(name, "a rank-3 tensor (batch, sequence, features)", f"{name}.shape={tuple(shape)}")
+                raise invalid_argument(
+                    name, "a rank-3 tensor (batch, sequence, features)", f"{name}.shape={tuple(shape)}"
+                )
         self._built_seq_len = query_shape[1]
         super().build(query_shape, value_shape, key_shape)
 
@@ -227,12 +280,17 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         """The sequence length the layer was built for (None before it is built or if not static)."""
         return getattr(self, "_built_seq_len", None)
 
-    def compute_output_spec(self, query, value, key=None, return_attention_scores=False, **kwargs):
-        output = super().compute_output_spec(query, value, key, **kwargs)
-        if not return_attention_scores:
-            return output
-        scores_shape = (query.shape[0], self._num_heads, query.shape[1], value.shape[1])
-        return output, keras.KerasTensor(scores_shape, dtype=self.compute_dtype)
+    def compute_output_spec(
+        self, query, value, key=None, return_attention_scores=False, cache=None, cache_update_index=None, **kwargs
+    ):
+        outputs = (super().compute_output_spec(query, value, key, **kwargs),)
+        if return_attention_scores:
+            key_len = value.shape[1] if cache is None else cache.shape[2]
+            scores_shape = (query.shape[0], self._num_heads, query.shape[1], key_len)
+            outputs += (keras.KerasTensor(scores_shape, dtype=self.compute_dtype),)
+        if cache is not None:
+            outputs += (keras.KerasTensor(cache.shape, dtype=cache.dtype),)
+        return outputs[0] if len(outputs) == 1 else outputs
 
     def call(
         self,
@@ -246,79 +304,166 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         return_attention_scores=False,
         training=None,
         use_causal_mask=False,
+        cache=None,
+        cache_update_index=None,
     ):
         if key is None:
             key = value
+        self_attention = query is value
         # Keras fills the *_mask arguments from the inputs' masks and sets the query's mask on the
         # output; a masked query row's output is unspecified, so query_mask needs no work here. As in
         # Keras, the masks are taken off the inputs so the projections do not warn that they drop them.
         for tensor in (query, value, key):
             set_keras_mask(tensor, None)
-        seq_len = self._check_sequences(query, value, key)
+        self._check_inputs(query, value, key, cache, cache_update_index, attention_mask, return_attention_scores)
+        gate = self._gate_dense(query) if self._use_gate else None
+        projected_query = self._query_dense(query)
+        projected_key, projected_value, cache = self._keys_and_values(key, value, cache, cache_update_index)
         key_padding = None
-        for mask in (value_mask, key_mask):
-            if mask is not None:
-                mask = ops.cast(mask, "bool")
-                key_padding = mask if key_padding is None else ops.logical_and(key_padding, mask)
+        if cache is None:  # with a cache, as keras-hub's CachedMultiHeadAttention, only attention_mask applies
+            for mask in (value_mask, key_mask):
+                if mask is not None:
+                    mask = ops.cast(mask, "bool")
+                    key_padding = mask if key_padding is None else ops.logical_and(key_padding, mask)
+        head_mask = None
+        if attention_mask is not None:
+            key_padding, attention_mask, head_mask = self._split_attention_mask(
+                attention_mask, query.shape[1], projected_value.shape[1], key_padding, ops.shape(query)[0]
+            )
+        if cache is None:
+            query_start = 0
+        else:  # a static cache (no update index) does not say where the queries are
+            query_start = cache_update_index
+        attend = functools.partial(
+            self._compute_attention,
+            training=training,
+            return_attention_scores=return_attention_scores,
+            use_causal_mask=use_causal_mask or self._causal,
+            query_start=query_start,
+            self_attention=self_attention,
+        )
+        if head_mask is None:
+            attention_output, attention_scores = attend(
+                projected_query, projected_key, projected_value, attention_mask, key_mask=key_padding
+            )
+        else:
+            attention_output, attention_scores = self._attend_per_head_mask(
+                attend, projected_query, projected_key, projected_value, head_mask, key_padding
+            )
+        if gate is not None:
+            attention_output = ops.multiply(attention_output, gate)
+        attention_output = self._output_dense(attention_output)
+        outputs = (attention_output,)
+        if return_attention_scores:
+            outputs += (attention_scores,)
+        if cache is not None:
+            outputs += (cache,)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def _check_inputs(self, query, value, key, cache, cache_update_index, attention_mask, return_attention_scores):
+        if query.shape[1] is None:
+            raise invalid_argument(
+                "query",
+                "a static sequence length (sparse kernels build their tables for one length); give the model "
+                "a fixed-length input, e.g. keras.Input(shape=(1024, dim)), or, with keras-hub models, pad every "
+                "batch to one length (a preprocessor's sequence_length); a traced function that saw several "
+                "lengths relaxes them to None",
+                f"query.shape={tuple(query.shape)}",
+            )
+        if key.shape[1] != value.shape[1]:
+            raise invalid_argument("key", f"value's sequence length {value.shape[1]}", f"key.shape={tuple(key.shape)}")
+        if cache is None and cache_update_index is not None:
+            raise invalid_argument(
+                "cache_update_index", "None when no `cache` is given", f"cache_update_index={cache_update_index}"
+            )
+        if cache is not None:
+            given = tuple(cache.shape)
+            if len(given) != 5 or given[1] != 2 or given[3:] != (self._num_heads, self._key_dim):
+                raise invalid_argument(
+                    "cache",
+                    f"a (batch, 2, max_length, {self._num_heads}, {self._key_dim}) key/value cache, as keras-hub's "
+                    "CachedMultiHeadAttention's",
+                    f"cache.shape={tuple(cache.shape)}",
+                )
         if self._pattern.dynamic:
             for name, given in (
                 ("attention_mask", attention_mask is not None),
                 ("return_attention_scores", return_attention_scores),
+                ("cache", cache is not None),
             ):
                 if given:
-                    raise _invalid(name, "none with an LSH pattern (its mask depends on the input)", f"{name} given")
-        if attention_mask is not None:
-            attention_mask = self._check_attention_mask(attention_mask, seq_len)
+                    raise invalid_argument(
+                        name, "none with an LSH pattern (its mask depends on the input)", f"{name} given"
+                    )
 
-        gate = self._gate_dense(query) if self._use_gate else None
-        attention_output, attention_scores = self._compute_attention(
-            self._query_dense(query),
-            None if self._pattern.dynamic else self._key_dense(key),  # LSH derives keys from the queries
-            self._value_dense(value),
-            attention_mask,
-            training,
-            return_attention_scores,
-            use_causal_mask=use_causal_mask,
-            key_mask=key_padding,
-        )
-        if gate is not None:
-            attention_output = ops.multiply(attention_output, gate)
-        attention_output = self._output_dense(attention_output)
-        if return_attention_scores:
-            return attention_output, attention_scores
-        return attention_output
+    def _keys_and_values(self, key, value, cache, cache_update_index):
+        """The projected keys and values the queries attend, and the updated cache (keras-hub's protocol)."""
+        if cache is None:
+            projected_key = None if self._pattern.dynamic else self._key_dense(key)  # LSH keys are the queries
+            return projected_key, self._value_dense(value), None
+        if cache_update_index is None:  # a static cache: its keys and values are used as they are
+            return cache[:, 0], cache[:, 1], cache
+        start = [0, cache_update_index, 0, 0]
+        projected_key = ops.slice_update(cache[:, 0], start, self._key_dense(key))
+        projected_value = ops.slice_update(cache[:, 1], start, self._value_dense(value))
+        return projected_key, projected_value, ops.stack((projected_key, projected_value), axis=1)
 
-    def _check_sequences(self, query, value, key) -> int:
-        seq_len = query.shape[1]
-        if seq_len is None:
-            raise _invalid(
-                "query",
-                "a static sequence length (sparse kernels build their tables for one length); give the model "
-                "a fixed-length input, e.g. keras.Input(shape=(1024, dim))",
-                f"query.shape={tuple(query.shape)}",
-            )
-        for name, tensor in (("value", value), ("key", key)):
-            if tensor.shape[1] != seq_len:
-                raise _invalid(
-                    name,
-                    f"the query's sequence length {seq_len} (self-attention patterns are square)",
-                    f"{name}.shape={tuple(tensor.shape)}",
-                )
-        self.effective_pattern.check_fits(seq_len)
-        return seq_len
+    def _split_attention_mask(self, attention_mask, query_len: int, key_len: int, key_padding, batch_size):
+        """Splits a mask Keras's layer would accept into `(key padding (B, S), (B, T, S) mask, (B, H, T, S) mask)`.
 
-    def _check_attention_mask(self, attention_mask, seq_len: int):
+        As in Keras, a rank-2 mask is `(T, S)` and a rank-3 mask `(B, T, S)`; size-1 axes broadcast. A mask that
+        is the same for every query (keras-hub's `(B, 1, S)` padding mask) joins the key padding, which the kernels
+        keep factored: no `(B, T, S)` tensor is built for it.
+        """
         shape = tuple(attention_mask.shape)
+        expected = (
+            f"a boolean mask broadcastable to (batch, {query_len}, {key_len}) or (batch, heads, {query_len}, {key_len})"
+        )
+        if len(shape) not in (2, 3, 4):
+            raise invalid_argument("attention_mask", expected, f"attention_mask.shape={shape}")
+        mask = ops.cast(attention_mask, "bool")
         if len(shape) == 2:
-            attention_mask = ops.expand_dims(attention_mask, 0)
-            shape = (1, *shape)
-        if len(shape) != 3 or shape[1:] != (seq_len, seq_len):
-            raise _invalid(
+            mask, shape = mask[None, None], (1, 1, *shape)
+        elif len(shape) == 3:
+            mask, shape = mask[:, None], (shape[0], 1, *shape[1:])
+        heads, rows, columns = shape[1:]
+        if heads not in (1, self._num_heads) or rows not in (1, query_len) or columns not in (1, key_len):
+            raise invalid_argument("attention_mask", expected, f"attention_mask.shape={tuple(attention_mask.shape)}")
+        if heads == 1 and rows == 1:
+            keys = ops.broadcast_to(mask[:, 0, 0, :], (batch_size, key_len))
+            return (keys if key_padding is None else ops.logical_and(key_padding, keys)), None, None
+        mask = ops.broadcast_to(mask, (batch_size, heads, query_len, key_len))
+        if heads == 1:
+            return key_padding, mask[:, 0], None
+        if self.effective_pattern.num_heads is not None:
+            raise invalid_argument(
                 "attention_mask",
-                f"a boolean mask of shape (batch, {seq_len}, {seq_len}) or ({seq_len}, {seq_len})",
+                "one mask for all heads with a per-head pattern (give the per-head part to the pattern)",
                 f"attention_mask.shape={tuple(attention_mask.shape)}",
             )
-        return ops.cast(attention_mask, "bool")
+        return key_padding, None, mask
+
+    def _attend_per_head_mask(self, attend, query, key, value, head_mask, key_padding):
+        """Attention with a per-head `(B, H, T, S)` mask: heads fold into the batch, so the kernels see one head."""
+        heads = self._num_heads
+
+        def fold(x):  # (B, L, H, d) -> (B * H, L, 1, d)
+            x = ops.transpose(x, (0, 2, 1, 3))
+            return ops.reshape(x, (-1, x.shape[2], 1, x.shape[3]))
+
+        key_len = head_mask.shape[-1]
+        folded_padding = None if key_padding is None else ops.repeat(key_padding, heads, axis=0)
+        output, scores = attend(
+            fold(query),
+            None if key is None else fold(key),
+            fold(value),
+            ops.reshape(head_mask, (-1, query.shape[1], key_len)),
+            key_mask=folded_padding,
+        )
+        output = ops.transpose(ops.reshape(output, (-1, heads, query.shape[1], output.shape[-1])), (0, 2, 1, 3))
+        if scores is not None:
+            scores = ops.reshape(scores, (-1, heads, query.shape[1], key_len))
+        return output, scores
 
     def kernel_name(self, seq_len: int, causal: bool = False) -> str:
         """The kernel computing a sequence of `seq_len`: "blocked", "segment", "sparse", "dense" or "lsh"."""
@@ -339,49 +484,94 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         return_attention_scores=False,
         use_causal_mask=False,
         key_mask=None,
+        query_start=0,
+        self_attention=True,
         **kwargs,
     ):
-        """Attention on projected `(B, T, num_heads, dim)` tensors with the chosen kernel.
+        """Attention on projected `(B, T, num_heads, dim)` queries and `(B, S, num_heads, dim)` keys and values.
 
-        `key_mask` is a bool `(B, T)` padding mask over keys, kept factored so that no
-        `(B, T, T)` tensor is built; `attention_mask` is an optional bool `(B, T, T)`.
+        `key_mask` is a bool `(B, S)` padding mask over keys, kept factored so that no `(B, T, S)` tensor is
+        built; `attention_mask` is an optional bool `(B, T, S)`. `query_start` is the position of the first query
+        (an int or, while decoding with a cache, a tensor; None when a static cache does not say). With T == S the
+        pattern is applied as it is (the sparse kernels); a self-attention decoding step against a cache takes
+        the rows of the cache's pattern at the queries' positions; otherwise (cross-attention) the pattern's
+        rectangular form applies.
         """
-        seq_len = query.shape[1]
-        kernel = self.kernel_name(seq_len, use_causal_mask)
-        if kernel == "lsh":  # Reformer's shared-QK: keys are the normalised query projections
-            key = tf.math.l2_normalize(query, axis=-1)
-        query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
+        query_len, key_len = query.shape[1], value.shape[1]
         dropout = None
         if self._dropout > 0.0:
             dropout = functools.partial(self._dropout_layer, training=training)
-        if kernel == "lsh":
-            return kernels.lsh_attention(query, key, value, self.effective_pattern, key_mask, use_causal_mask, dropout)
         masks = dict(
             key_mask=key_mask, attention_mask=attention_mask, dropout=dropout, return_scores=return_attention_scores
         )
+        if query_len == key_len and query_start is not None:
+            return self._square_attention(query, key, value, use_causal_mask, training, masks)
+        query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
+        if query_start is not None and (self_attention or use_causal_mask):
+            self.effective_pattern.check_fits(key_len)
+            plan = _gather_plan(self.effective_pattern, key_len, use_causal_mask, single_part=True)
+            positions = ops.arange(query_len, dtype="int32") + ops.cast(query_start, "int32")
+            return kernels.cached_rows_attention(query, key, value, plan, positions, **masks)
+        mask, bias = self._rectangular_pattern(query_len, key_len, query_start, use_causal_mask)
+        return kernels.dense_masked_attention(query, key, value, mask, bias=bias, **masks)
+
+    def _square_attention(self, query, key, value, causal: bool, training, masks: dict):
+        seq_len = query.shape[1]
+        self.effective_pattern.check_fits(seq_len)
+        kernel = self.kernel_name(seq_len, causal)
+        if kernel == "lsh":  # Reformer's shared-QK: keys are the normalised query projections
+            key = tf.math.l2_normalize(query, axis=-1)
+        query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
+        if kernel == "lsh":
+            return kernels.lsh_attention(
+                query, key, value, self.effective_pattern, masks["key_mask"], causal, masks["dropout"]
+            )
         pattern = self.effective_pattern
         if kernel == "blocked":
             return kernels.gathered_block_attention(
                 query,
                 key,
                 value,
-                _gather_plan(pattern, seq_len, use_causal_mask, self._max_query_blocks),
+                _gather_plan(pattern, seq_len, causal, self._max_query_blocks),
                 on_block_mass=self._block_mass_sink if training else None,
                 blockwise_softmax=self._blockwise_softmax,
                 **masks,
             )
         if kernel == "dense":
             mask = pattern.mask(seq_len)
-            if use_causal_mask:
+            if causal:
                 mask = mask & np.tri(seq_len, dtype=bool)
             return kernels.dense_masked_attention(query, key, value, mask, bias=pattern.dense_bias(seq_len), **masks)
         if kernel == "sparse" and _compiling_with_xla():
-            raise _invalid(
+            raise invalid_argument(
                 "implementation",
                 "a kernel XLA compiles when the layer runs under `jit_compile=True`: 'segment' computes the same "
                 "numbers as 'sparse' (whose tf.sparse ops have no XLA kernels), or compile without XLA",
                 "implementation='sparse'",
             )
-        pairs = _token_pairs(pattern, seq_len, self._num_heads, use_causal_mask)
+        pairs = _token_pairs(pattern, seq_len, query.shape[2], causal)  # heads fold into the batch for per-head masks
         function = kernels.sparse_attention if kernel == "sparse" else kernels.segment_attention
         return function(query, key, value, pairs, **masks)
+
+    def _rectangular_pattern(self, query_len: int, key_len: int, query_start, causal: bool):
+        """The mask (and bias) of queries at `query_start, ...` against keys `0, ..., key_len - 1`."""
+        pattern = self.effective_pattern
+        if isinstance(query_start, int):
+            try:
+                mask = pattern.rectangular_mask(query_start + query_len, key_len)[..., query_start:, :]
+                bias = pattern.rectangular_bias(query_start + query_len, key_len)
+            except ValueError as error:
+                raise ValueError(
+                    f"Layer '{self.name}' attends {query_len} queries to {key_len} keys (cross-attention), which needs "
+                    f"a `pattern` with a rectangular form: {error}"
+                ) from None
+            if causal:
+                mask = mask & (np.arange(key_len) <= np.arange(query_start, query_start + query_len)[:, None])
+            return mask, None if bias is None else bias[..., query_start:, :]
+        if isinstance(pattern, Dense) and not causal:
+            return np.ones((query_len, key_len), bool), None
+        raise ValueError(
+            f"Layer '{self.name}' attends {query_len} queries to {key_len} cached keys without knowing the queries' "
+            f"positions (a static cache, or a cache_update_index tensor in cross-attention), so only "
+            f"patterns.Dense() without causality applies there. Received: pattern={pattern!r}, causal={causal}"
+        )

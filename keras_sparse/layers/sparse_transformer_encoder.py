@@ -7,8 +7,17 @@ from keras import ops
 
 from keras_sparse.layers.activations import get_activation
 from keras_sparse.layers.centered_layer_normalization import CenteredLayerNormalization
-from keras_sparse.layers.sparse_multi_head_attention import SparseMultiHeadAttention
+from keras_sparse.layers.sparse_multi_head_attention import IMPLEMENTATIONS, SparseMultiHeadAttention
 from keras_sparse.patterns import Pattern
+from keras_sparse.validation import (
+    boolean,
+    fraction,
+    invalid_argument,
+    number,
+    one_of,
+    optional_positive_int,
+    positive_int,
+)
 
 SUBLAYERS = ("self_attention", "intermediate", "output")
 """Sublayers whose weight constraints (pruning masks included) the config carries."""
@@ -38,7 +47,8 @@ class SparseTransformerEncoder(keras.layers.Layer):
         dropout: dropout rate after attention and feed-forward.
         activation: of the feed-forward network. "relu" (default) runs everywhere; "gelu_tanh" is
             GELU's tanh approximation built from ops TFLite Micro has ("gelu" has no TFLM kernel).
-        layer_norm_epsilon, kernel_initializer, bias_initializer, normalize_first: as keras-hub.
+        layer_norm_epsilon: a number > 0 (0 divides by zero on constant inputs).
+        kernel_initializer, bias_initializer, normalize_first: as keras-hub.
         implementation: the attention kernel, as in `SparseMultiHeadAttention`.
         key_dim: features per head (default `hidden_dim // num_heads`; pruned heads keep theirs).
         sublayer_constraints: weight constraints per sublayer (`{"intermediate": {"kernel_constraint": ...}}`);
@@ -79,21 +89,21 @@ class SparseTransformerEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (("num_heads", num_heads), ("intermediate_dim", intermediate_dim)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(
-                    f"Received an invalid value for argument `{name}`, expected a positive int. Received: {value!r}"
-                )
-        self.num_heads, self.intermediate_dim = num_heads, intermediate_dim
+        self.num_heads = positive_int("num_heads", num_heads)
+        self.intermediate_dim = positive_int("intermediate_dim", intermediate_dim)
         if isinstance(pattern, dict):
             pattern = keras.saving.deserialize_keras_object(pattern)
+        if pattern is not None and not isinstance(pattern, Pattern):
+            raise invalid_argument("pattern", "None or a keras_sparse.patterns.Pattern", f"pattern={pattern!r}")
         self.pattern = pattern
-        self.dropout, self.layer_norm_epsilon, self.normalize_first = dropout, layer_norm_epsilon, normalize_first
+        self.dropout = fraction("dropout", dropout)
+        self.layer_norm_epsilon = number("layer_norm_epsilon", layer_norm_epsilon, above=0)
+        self.normalize_first = boolean("normalize_first", normalize_first)
         self.activation = get_activation(activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.implementation = implementation
-        self.key_dim = key_dim
+        self.implementation = one_of("implementation", implementation, IMPLEMENTATIONS)
+        self.key_dim = optional_positive_int("key_dim", key_dim)
         self.sublayer_constraints = {
             name: {key: keras.constraints.get(value) for key, value in constraints.items()}
             for name, constraints in (sublayer_constraints or {}).items()
@@ -103,7 +113,7 @@ class SparseTransformerEncoder(keras.layers.Layer):
             raise ValueError(
                 f"Received unknown sublayers {sorted(unknown)} in `sublayer_constraints`; known: {SUBLAYERS}"
             )
-        self.centered_layer_norm = centered_layer_norm
+        self.centered_layer_norm = boolean("centered_layer_norm", centered_layer_norm)
         self.supports_masking = True
 
     def _common(self, name: str) -> dict:

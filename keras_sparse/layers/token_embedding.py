@@ -6,6 +6,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_sparse.validation import positive_int
+
 
 @keras.saving.register_keras_serializable(package="keras_sparse")
 class TokenEmbedding(keras.layers.Embedding):
@@ -23,6 +25,9 @@ class TokenEmbedding(keras.layers.Embedding):
     >>> tuple(layer(np.array([[1, 2, 3]])).shape)
     (1, 3, 4)
     """
+
+    def __init__(self, input_dim: int, output_dim: int, *args, **kwargs):
+        super().__init__(positive_int("input_dim", input_dim), positive_int("output_dim", output_dim), *args, **kwargs)
 
     def call(self, inputs):
         if self.quantization_mode is not None:

@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_sparse.layers import PositionEmbedding, SparseTransformerEncoder, TokenEmbedding
 from keras_sparse.patterns import Pattern
+from keras_sparse.validation import boolean, fraction, one_of, positive_int
 
 POOLINGS = ("cls", "mean")
 
@@ -44,10 +45,19 @@ def SparseTransformerClassifier(  # noqa: N802 (a model constructor, named as Ke
     >>> model.output_shape
     (None, 10)
     """
-    if pooling not in POOLINGS:
-        raise ValueError(
-            f"Received an invalid value for argument `pooling`, expected one of {POOLINGS}. Received: {pooling!r}"
+    vocab_size, seq_len, num_layers, hidden_dim, num_classes = (
+        positive_int(name, value)
+        for name, value in (
+            ("vocab_size", vocab_size),
+            ("seq_len", seq_len),
+            ("num_layers", num_layers),
+            ("hidden_dim", hidden_dim),
+            ("num_classes", num_classes),
         )
+    )
+    dropout = fraction("dropout", dropout)
+    one_of("pooling", pooling, POOLINGS)
+    normalize_first = boolean("normalize_first", normalize_first)
     tokens = keras.Input((seq_len,), dtype="int32", name="tokens")
     x = TokenEmbedding(vocab_size, hidden_dim, name="token_embedding")(tokens)
     x = x + PositionEmbedding(seq_len, kind=position, name="position_embedding")(x)

@@ -7,13 +7,8 @@ import functools
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import (
-    Pattern,
-    check_positive_int,
-    check_seq_len,
-    num_blocks_for,
-    register,
-)
+from keras_sparse.patterns.pattern import Pattern, num_blocks_for, register
+from keras_sparse.validation import invalid_argument, non_negative_int, positive_int
 
 
 @register
@@ -57,21 +52,23 @@ class BigBird(Pattern):
     seed: int = 0
 
     def __post_init__(self):
-        check_positive_int("block_size", self.block_size)
-        check_positive_int("num_sliding_window_blocks", self.num_sliding_window_blocks)
+        self._store(
+            block_size=positive_int("block_size", self.block_size),
+            num_sliding_window_blocks=positive_int("num_sliding_window_blocks", self.num_sliding_window_blocks),
+            num_global_blocks=non_negative_int("num_global_blocks", self.num_global_blocks),
+            num_random_blocks=non_negative_int("num_random_blocks", self.num_random_blocks),
+            seed=non_negative_int("seed", self.seed),
+        )
         if self.num_sliding_window_blocks % 2 == 0:
-            raise ValueError(
-                "Received an invalid value for argument `num_sliding_window_blocks`, expected an odd integer "
-                "(the band is centred on the diagonal). "
-                f"Received: num_sliding_window_blocks={self.num_sliding_window_blocks}"
+            raise invalid_argument(
+                "num_sliding_window_blocks",
+                "an odd integer (the band is centred on the diagonal)",
+                f"num_sliding_window_blocks={self.num_sliding_window_blocks}",
             )
-        check_positive_int("num_global_blocks", self.num_global_blocks, allow_zero=True)
-        check_positive_int("num_random_blocks", self.num_random_blocks, allow_zero=True)
-        check_positive_int("seed", self.seed, allow_zero=True)
 
     def layout(self, seq_len, block_size=None):
         self.resolve_block_size(block_size)
-        return self._layout(check_seq_len(seq_len)).copy()
+        return self._layout(positive_int("seq_len", seq_len)).copy()
 
     def allowed(self, query_index, key_index, seq_len):
         layout = self._layout(seq_len)

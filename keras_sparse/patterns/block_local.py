@@ -6,7 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, check_positive_int, check_seq_len, num_blocks_for, register
+from keras_sparse.patterns.pattern import Pattern, num_blocks_for, register
+from keras_sparse.validation import positive_int
 
 
 @register
@@ -27,14 +28,16 @@ class BlockLocal(Pattern):
            [0, 0, 1, 1]])
     """
 
+    length_independent = True
+
     block_size: int = dataclasses.field()  # required: the base class's None is not a default
 
     def __post_init__(self):
-        object.__setattr__(self, "block_size", check_positive_int("block_size", self.block_size))
+        self._store(block_size=positive_int("block_size", self.block_size))
 
     def allowed(self, query_index, key_index, seq_len):
         return np.asarray(query_index) // self.block_size == np.asarray(key_index) // self.block_size
 
     def layout(self, seq_len, block_size=None):
         block_size = self.resolve_block_size(block_size)
-        return np.eye(num_blocks_for(check_seq_len(seq_len), block_size), dtype=bool)
+        return np.eye(num_blocks_for(positive_int("seq_len", seq_len), block_size), dtype=bool)

@@ -48,6 +48,10 @@ class _Combined(Pattern):
             )
         object.__setattr__(self, "num_heads", heads.pop() if heads else None)
 
+    @property
+    def length_independent(self) -> bool:
+        return self.first.length_independent and self.second.length_independent
+
     def head(self, index):
         if self.num_heads is None:
             return self

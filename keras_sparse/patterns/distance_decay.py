@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, band_layout, check_positive_int, check_seq_len, register
+from keras_sparse.patterns.pattern import Pattern, band_layout, register
 from keras_sparse.patterns.per_head import PerHead
+from keras_sparse.validation import boolean, number, optional_positive_int, positive_int
 
 
 @register
@@ -38,46 +39,39 @@ class DistanceDecay(Pattern):
     Reference: Press et al. 2022, "Train Short, Test Long: Attention with Linear Biases" (ALiBi).
     """
 
+    length_independent = True
+
     rate: float
     threshold: float = 1e-3
     per_head: bool = False
     block_size: int | None = None
 
     def __post_init__(self):
-        if isinstance(self.rate, bool) or not isinstance(self.rate, (int, float)) or not self.rate > 0:
-            raise ValueError(
-                "Received an invalid value for argument `rate`, expected a positive number. "
-                f"Received: rate={self.rate!r}"
-            )
-        if (
-            isinstance(self.threshold, bool)
-            or not isinstance(self.threshold, (int, float))
-            or not 0 < self.threshold < 1
-        ):
-            raise ValueError(
-                "Received an invalid value for argument `threshold`, expected a number in (0, 1). "
-                f"Received: threshold={self.threshold!r}"
-            )
-        if self.block_size is not None:
-            check_positive_int("block_size", self.block_size)
-        object.__setattr__(self, "rate", float(self.rate))
-        object.__setattr__(self, "threshold", float(self.threshold))
+        self._store(
+            rate=number("rate", self.rate, above=0),
+            threshold=number("threshold", self.threshold, above=0, below=1),
+            per_head=boolean("per_head", self.per_head),
+            block_size=optional_positive_int("block_size", self.block_size),
+        )
 
     @property
     def max_distance(self) -> int:
-        return math.floor(math.log(1 / self.threshold) / self.rate)
+        """The band's half-width, `floor(ln(1 / threshold) / rate)` (at most 2**62: wider than any sequence)."""
+        return math.floor(min(math.log(1 / self.threshold) / self.rate, 2**62))
 
     def allowed(self, query_index, key_index, seq_len):
         return np.abs(np.asarray(query_index) - np.asarray(key_index)) <= self.max_distance
 
     def layout(self, seq_len, block_size=None):
-        return band_layout(check_seq_len(seq_len), self.resolve_block_size(block_size), self.max_distance)
+        return band_layout(positive_int("seq_len", seq_len), self.resolve_block_size(block_size), self.max_distance)
 
     def bias(self, query_index, key_index, seq_len):
-        return self.offset_bias(np.asarray(query_index) - np.asarray(key_index), seq_len)
+        return self.offset_bias(np.asarray(query_index, np.float64) - np.asarray(key_index, np.float64), seq_len)
 
     def offset_bias(self, offsets, seq_len):
-        return (-self.rate * np.abs(np.asarray(offsets))).astype(np.float32)
+        with np.errstate(over="ignore"):  # a steep decay overflows far off the band: float32's lowest there
+            bias = -self.rate * np.abs(np.asarray(offsets, np.float64))
+        return np.maximum(bias, np.finfo(np.float32).min).astype(np.float32)
 
     def for_heads(self, num_heads):
         if not self.per_head:

@@ -6,8 +6,9 @@ import dataclasses
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, check_positive_int, register
-from keras_sparse.patterns.strided import HEAD_MODES, check_choice, split_heads
+from keras_sparse.patterns.pattern import Pattern, register
+from keras_sparse.patterns.strided import HEAD_MODES, split_heads
+from keras_sparse.validation import invalid_argument, one_of, positive_int
 
 
 @register
@@ -34,21 +35,24 @@ class Fixed(Pattern):
     Reference: Child et al. 2019, "Generating Long Sequences with Sparse Transformers".
     """
 
+    length_independent = True
+
     block_size: int = dataclasses.field()  # required: the base class's None is not a default
     summary_size: int
     heads: str = "shared"
     component: str = "both"
 
     def __post_init__(self):
-        check_positive_int("block_size", self.block_size)
-        check_positive_int("summary_size", self.summary_size)
+        self._store(
+            block_size=positive_int("block_size", self.block_size),
+            summary_size=positive_int("summary_size", self.summary_size),
+            heads=one_of("heads", self.heads, HEAD_MODES),
+            component=one_of("component", self.component, ("both", "local", "summary")),
+        )
         if self.summary_size > self.block_size:
-            raise ValueError(
-                "Received an invalid value for argument `summary_size`, expected at most block_size="
-                f"{self.block_size}. Received: summary_size={self.summary_size}"
+            raise invalid_argument(
+                "summary_size", f"at most block_size={self.block_size}", f"summary_size={self.summary_size}"
             )
-        check_choice("heads", self.heads, HEAD_MODES)
-        check_choice("component", self.component, ("both", "local", "summary"))
 
     def allowed(self, query_index, key_index, seq_len):
         query_index, key_index = np.asarray(query_index), np.asarray(key_index)

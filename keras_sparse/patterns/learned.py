@@ -6,7 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, check_positive_int, check_seq_len, num_blocks_for, register
+from keras_sparse.patterns.pattern import Pattern, num_blocks_for, register
+from keras_sparse.validation import positive_int
 
 
 @register
@@ -38,7 +39,7 @@ class Learned(Pattern):
                 f"num_blocks) or (num_heads, num_blocks, num_blocks). Received: layout.shape={array.shape}"
             )
         object.__setattr__(self, "layout_blocks", _to_tuples(array.astype(bool)))
-        object.__setattr__(self, "block_size", check_positive_int("block_size", block_size))
+        object.__setattr__(self, "block_size", positive_int("block_size", block_size))
         object.__setattr__(self, "num_heads", array.shape[0] if array.ndim == 3 else None)
 
     def __repr__(self):
@@ -68,7 +69,7 @@ class Learned(Pattern):
 
     def layout(self, seq_len, block_size=None):
         self.resolve_block_size(block_size)
-        self.check_fits(check_seq_len(seq_len))
+        self.check_fits(positive_int("seq_len", seq_len))
         return self.blocks
 
     def get_config(self):

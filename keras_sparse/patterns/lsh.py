@@ -7,7 +7,8 @@ import functools
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, check_positive_int, register
+from keras_sparse.patterns.pattern import Pattern, register
+from keras_sparse.validation import invalid_argument, non_negative_int, positive_int
 
 
 @register
@@ -49,15 +50,18 @@ class LSH(Pattern):
     seed: int = 0
 
     def __post_init__(self):
-        check_positive_int("num_buckets", self.num_buckets)
+        self._store(
+            num_buckets=positive_int("num_buckets", self.num_buckets),
+            num_hashes=positive_int("num_hashes", self.num_hashes),
+            chunk_size=positive_int("chunk_size", self.chunk_size),
+            seed=non_negative_int("seed", self.seed),
+        )
         if self.num_buckets < 2 or self.num_buckets % 2:
-            raise ValueError(
-                "Received an invalid value for argument `num_buckets`, expected an even integer >= 2 "
-                f"(random rotations give buckets in +/- pairs). Received: num_buckets={self.num_buckets}"
+            raise invalid_argument(
+                "num_buckets",
+                "an even integer >= 2 (random rotations give buckets in +/- pairs)",
+                f"num_buckets={self.num_buckets}",
             )
-        check_positive_int("num_hashes", self.num_hashes)
-        check_positive_int("chunk_size", self.chunk_size)
-        check_positive_int("seed", self.seed, allow_zero=True)
 
     dynamic = True
     """The pattern depends on the input: kernels hash at run time."""

@@ -14,6 +14,8 @@ import math
 import keras
 import numpy as np
 
+from keras_sparse.validation import positive_int
+
 DEFAULT_BLOCK_SIZE = 64
 """Block size used by patterns that do not fix one themselves (token-level patterns)."""
 
@@ -23,21 +25,6 @@ _SERIALIZATION_PACKAGE = "keras_sparse"
 def register(cls):
     """Registers a pattern class for `.keras` serialization under `keras_sparse>Name`."""
     return keras.saving.register_keras_serializable(package=_SERIALIZATION_PACKAGE)(cls)
-
-
-def check_positive_int(name: str, value, allow_zero: bool = False) -> int:
-    """Returns `value` if it is a (non-negative with `allow_zero`) integer, else raises a ValueError naming it."""
-    lowest = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
-        kind = "non-negative" if allow_zero else "positive"
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a {kind} integer. Received: {name}={value!r}"
-        )
-    return int(value)
-
-
-def check_seq_len(seq_len) -> int:
-    return check_positive_int("seq_len", seq_len)
 
 
 def num_blocks_for(seq_len: int, block_size: int) -> int:
@@ -86,6 +73,10 @@ class Pattern:
     dynamic: bool = False
     """True for patterns that depend on the input (LSH): no static mask; a dedicated kernel computes them."""
 
+    length_independent: bool = False
+    """True when `allowed` and `bias` do not depend on `seq_len`: the pattern then has a rectangular form
+    (`rectangular_mask`), which cross-attention uses when queries and keys differ in length."""
+
     def allowed(self, query_index: np.ndarray, key_index: np.ndarray, seq_len: int) -> np.ndarray:
         """True where query `query_index` may attend key `key_index` (broadcasting integer arrays).
 
@@ -124,12 +115,54 @@ class Pattern:
 
         True where query i may attend key j.
         """
-        seq_len = check_seq_len(seq_len)
+        seq_len = positive_int("seq_len", seq_len)
         self.check_fits(seq_len)
         if self.num_heads is not None:
             return np.stack([self.head(h).mask(seq_len) for h in range(self.num_heads)])
         positions = np.arange(seq_len)
         return np.broadcast_to(self.allowed(positions[:, None], positions[None, :], seq_len), (seq_len, seq_len))
+
+    def rectangular_mask(self, query_len: int, key_len: int) -> np.ndarray:
+        """The token mask of `query_len` queries against `key_len` keys, both counted from position 0:
+        bool `(query_len, key_len)` (per-head: `(num_heads, query_len, key_len)`).
+
+        Only length-independent patterns (`length_independent`) have one; others raise a ValueError.
+
+        Example:
+
+        >>> import keras_sparse as ks
+        >>> ks.patterns.SlidingWindow(window_size=2).rectangular_mask(2, 4).astype(int)
+        array([[1, 1, 0, 0],
+               [1, 1, 1, 0]])
+        """
+        query_len, key_len = positive_int("query_len", query_len), positive_int("key_len", key_len)
+        if self.num_heads is not None:
+            return np.stack([self.head(h).rectangular_mask(query_len, key_len) for h in range(self.num_heads)])
+        self._check_rectangular(max(query_len, key_len))
+        queries, keys = np.arange(query_len)[:, None], np.arange(key_len)[None, :]
+        return np.broadcast_to(self.allowed(queries, keys, max(query_len, key_len)), (query_len, key_len))
+
+    def rectangular_bias(self, query_len: int, key_len: int) -> np.ndarray | None:
+        """The logit bias of `rectangular_mask`'s pairs as float32 (per-head: with a head axis), or None."""
+        if self.num_heads is not None:
+            biases = [self.head(h).rectangular_bias(query_len, key_len) for h in range(self.num_heads)]
+            if all(b is None for b in biases):
+                return None
+            return np.stack([np.zeros((query_len, key_len), np.float32) if b is None else b for b in biases])
+        self._check_rectangular(max(query_len, key_len))
+        queries, keys = np.arange(query_len)[:, None], np.arange(key_len)[None, :]
+        bias = self.bias(queries, keys, max(query_len, key_len))
+        return None if bias is None else np.broadcast_to(bias, (query_len, key_len)).astype(np.float32)
+
+    def _check_rectangular(self, length: int) -> None:
+        if not self.length_independent:
+            raise ValueError(
+                f"{self!r} has no rectangular form: which keys it allows depends on the sequence length, so it "
+                "cannot relate queries and keys of different lengths (cross-attention). Use a length-independent "
+                "pattern there: Dense, SlidingWindow, BlockLocal, Fixed, Strided, DistanceDecay or their "
+                "combinations."
+            )
+        self.check_fits(length)
 
     def dense_bias(self, seq_len: int) -> np.ndarray | None:
         """The logit bias as a float32 `(seq_len, seq_len)` (per-head: with a head axis), or None."""
@@ -145,7 +178,7 @@ class Pattern:
     def resolve_block_size(self, block_size: int | None = None) -> int:
         """The block size a kernel should use: the argument, else the pattern's own, else the default."""
         if block_size is not None:
-            block_size = check_positive_int("block_size", block_size)
+            block_size = positive_int("block_size", block_size)
             own = self.block_size
             if own is not None and own != block_size:
                 raise ValueError(
@@ -162,19 +195,24 @@ class Pattern:
         True where any query of block r may attend any key of block c;
         `num_blocks = ceil(seq_len / block_size)` and the last block may be partial.
         """
-        seq_len = check_seq_len(seq_len)
+        seq_len = positive_int("seq_len", seq_len)
         self.check_fits(seq_len)
         block_size = self.resolve_block_size(block_size)
         if self.num_heads is not None:
             return np.stack([self.head(h).layout(seq_len, block_size) for h in range(self.num_heads)])
-        num_blocks = num_blocks_for(seq_len, block_size)
         keys = np.arange(seq_len)[None, :]
-        padded = np.zeros((num_blocks, num_blocks * block_size), dtype=bool)
-        for query_block in range(num_blocks):
-            queries = np.arange(query_block * block_size, min(seq_len, (query_block + 1) * block_size))
+        block_starts = np.arange(0, seq_len, block_size)
+        layout = np.zeros((len(block_starts), len(block_starts)), dtype=bool)
+        for query_block, start in enumerate(block_starts):
+            queries = np.arange(start, min(seq_len, start + block_size))
             rows = np.broadcast_to(self.allowed(queries[:, None], keys, seq_len), (len(queries), seq_len))
-            padded[query_block, :seq_len] = rows.any(axis=0)
-        return padded.reshape(num_blocks, num_blocks, block_size).any(axis=-1)
+            layout[query_block] = np.logical_or.reduceat(rows.any(axis=0), block_starts)
+        return layout
+
+    def _store(self, **values) -> None:
+        """Sets checked values of fields on the frozen dataclass (NumPy scalars become Python numbers)."""
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     def check_fits(self, seq_len: int) -> None:
         """Raises a ValueError if the pattern cannot be applied to sequences of `seq_len` tokens."""
@@ -197,6 +235,7 @@ class Pattern:
         >>> ks.patterns.BlockLocal(block_size=4).describe(16)
         {'seq_len': 16, 'nnz': 64, 'density': 0.25, 'flop_ratio': 4.0}
         """
+        seq_len = positive_int("seq_len", seq_len)
         mask = self.mask(seq_len)
         nnz = int(mask.sum()) // (self.num_heads or 1)
         return {"seq_len": seq_len, "nnz": nnz, "density": nnz / seq_len**2, "flop_ratio": seq_len**2 / nnz}

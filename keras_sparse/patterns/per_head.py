@@ -48,6 +48,10 @@ class PerHead(Pattern):
         object.__setattr__(self, "block_size", sizes.pop() if sizes else None)
         object.__setattr__(self, "num_heads", len(patterns))
 
+    @property
+    def length_independent(self) -> bool:
+        return all(pattern.length_independent for pattern in self.patterns)
+
     def head(self, index):
         return self.patterns[index]
 

@@ -7,6 +7,7 @@ import io
 import numpy as np
 
 from keras_sparse.files import check_output_file, write_atomically
+from keras_sparse.validation import boolean
 
 
 def plot_pattern(pattern, seq_len: int, path=None, title: str | None = None, overwrite: bool = False):
@@ -15,13 +16,9 @@ def plot_pattern(pattern, seq_len: int, path=None, title: str | None = None, ove
     An existing file at `path` is kept unless `overwrite` (FileExistsError, raised before drawing, as are
     the other errors of `keras_sparse.files.check_output_file`).
     """
-    if not isinstance(overwrite, (bool, np.bool_)):
-        raise ValueError(
-            "Received an invalid value for argument `overwrite`, expected True or False. "
-            f"Received: overwrite={overwrite!r}"
-        )
+    overwrite = boolean("overwrite", overwrite)
     if path is not None:
-        path = check_output_file(path, bool(overwrite))
+        path = check_output_file(path, overwrite)
     try:
         import matplotlib
 

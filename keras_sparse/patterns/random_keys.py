@@ -7,7 +7,8 @@ import functools
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, band_layout, check_positive_int, check_seq_len, register
+from keras_sparse.patterns.pattern import Pattern, band_layout, register
+from keras_sparse.validation import boolean, non_negative_int, optional_positive_int, positive_int
 
 
 @register
@@ -50,11 +51,13 @@ class RandomKeys(Pattern):
     block_size: int | None = None
 
     def __post_init__(self):
-        check_positive_int("num_keys", self.num_keys)
-        check_positive_int("seed", self.seed, allow_zero=True)
-        check_positive_int("local_window", self.local_window, allow_zero=True)
-        if self.block_size is not None:
-            check_positive_int("block_size", self.block_size)
+        self._store(
+            num_keys=positive_int("num_keys", self.num_keys),
+            seed=non_negative_int("seed", self.seed),
+            reweight=boolean("reweight", self.reweight),
+            local_window=non_negative_int("local_window", self.local_window),
+            block_size=optional_positive_int("block_size", self.block_size),
+        )
 
     def check_fits(self, seq_len):
         if self.num_keys > seq_len:
@@ -93,7 +96,7 @@ class RandomKeys(Pattern):
         return (np.asarray(key_index) < seq_len) & (found == wanted)
 
     def layout(self, seq_len, block_size=None):
-        seq_len = check_seq_len(seq_len)
+        seq_len = positive_int("seq_len", seq_len)
         self.check_fits(seq_len)
         block_size = self.resolve_block_size(block_size)
         layout = band_layout(seq_len, block_size, self.local_window // 2)

@@ -6,7 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, band_layout, check_positive_int, check_seq_len, register
+from keras_sparse.patterns.pattern import Pattern, band_layout, register
+from keras_sparse.validation import invalid_argument, is_integer, optional_positive_int, positive_int
 
 
 @register
@@ -35,26 +36,27 @@ class SlidingWindow(Pattern):
     Reference: Beltagy et al. 2020, "Longformer: The Long-Document Transformer".
     """
 
+    length_independent = True
+
     window_size: int
     global_tokens: tuple[int, ...] = ()
     dilation: int = 1
     block_size: int | None = None
 
     def __post_init__(self):
-        check_positive_int("window_size", self.window_size)
-        check_positive_int("dilation", self.dilation)
-        if self.block_size is not None:
-            check_positive_int("block_size", self.block_size)
-        try:
-            tokens = tuple(
-                sorted({check_positive_int("global_tokens", t, allow_zero=True) for t in self.global_tokens})
+        tokens = self.global_tokens
+        if isinstance(tokens, np.ndarray):
+            tokens = tokens.tolist() if tokens.ndim == 1 else None
+        if not isinstance(tokens, (list, tuple)) or not all(is_integer(t) and t >= 0 for t in tokens):
+            raise invalid_argument(
+                "global_tokens", "a tuple of non-negative integers", f"global_tokens={self.global_tokens!r}"
             )
-        except TypeError:
-            raise ValueError(
-                "Received an invalid value for argument `global_tokens`, expected a tuple of non-negative integers. "
-                f"Received: global_tokens={self.global_tokens!r}"
-            ) from None
-        object.__setattr__(self, "global_tokens", tokens)
+        self._store(
+            window_size=positive_int("window_size", self.window_size),
+            global_tokens=tuple(sorted({int(t) for t in tokens})),
+            dilation=positive_int("dilation", self.dilation),
+            block_size=optional_positive_int("block_size", self.block_size),
+        )
 
     def check_fits(self, seq_len):
         outside = [t for t in self.global_tokens if t >= seq_len]
@@ -65,7 +67,7 @@ class SlidingWindow(Pattern):
             )
 
     def layout(self, seq_len, block_size=None):
-        seq_len = check_seq_len(seq_len)
+        seq_len = positive_int("seq_len", seq_len)
         self.check_fits(seq_len)
         block_size = self.resolve_block_size(block_size)
         layout = band_layout(seq_len, block_size, self.window_size // 2, self.dilation)

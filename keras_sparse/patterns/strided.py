@@ -6,17 +6,11 @@ import dataclasses
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, check_positive_int, register
+from keras_sparse.patterns.pattern import Pattern, register
 from keras_sparse.patterns.per_head import PerHead
+from keras_sparse.validation import one_of, optional_positive_int, positive_int
 
 HEAD_MODES = ("shared", "split")
-
-
-def check_choice(name: str, value, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected one of {choices}. Received: {name}={value!r}"
-        )
 
 
 def split_heads(num_heads: int, first: Pattern, second: Pattern) -> PerHead:
@@ -54,17 +48,20 @@ class Strided(Pattern):
     Reference: Child et al. 2019, "Generating Long Sequences with Sparse Transformers".
     """
 
+    length_independent = True
+
     stride: int
     heads: str = "shared"
     component: str = "both"
     block_size: int | None = None
 
     def __post_init__(self):
-        check_positive_int("stride", self.stride)
-        check_choice("heads", self.heads, HEAD_MODES)
-        check_choice("component", self.component, ("both", "local", "strided"))
-        if self.block_size is not None:
-            check_positive_int("block_size", self.block_size)
+        self._store(
+            stride=positive_int("stride", self.stride),
+            heads=one_of("heads", self.heads, HEAD_MODES),
+            component=one_of("component", self.component, ("both", "local", "strided")),
+            block_size=optional_positive_int("block_size", self.block_size),
+        )
 
     def allowed(self, query_index, key_index, seq_len):
         offset = np.asarray(query_index) - np.asarray(key_index)

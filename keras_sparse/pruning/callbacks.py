@@ -15,6 +15,7 @@ from keras_sparse.pruning.attention_blocks import AttentionBlocks
 from keras_sparse.pruning.report import pruning_rows
 from keras_sparse.pruning.schedules import PruningSchedule
 from keras_sparse.pruning.structures import Blocks, Heads, Neurons, NOfM
+from keras_sparse.validation import invalid_argument, is_integer, non_negative_int, one_of, positive_int
 
 STRUCTURES = ("heads", "neurons", "attention_blocks", "n:m", "blocks")
 
@@ -25,7 +26,14 @@ _SCALAR_METADATA = summary_pb2.SummaryMetadata(
 """What TensorBoard's scalars plugin reads, written with core TensorFlow (the tensorboard package is optional)."""
 
 
+def _pair(name: str, value, example: str) -> tuple[int, int]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise invalid_argument(name, f"a pair of positive integers, e.g. {example}", f"{name}={value!r}")
+    return positive_int(name, value[0]), positive_int(name, value[1])
+
+
 def _structure(name: str, n_m, block_shape):
+    one_of("structure", name, STRUCTURES)
     if name == "heads":
         return Heads()
     if name == "neurons":
@@ -33,12 +41,8 @@ def _structure(name: str, n_m, block_shape):
     if name == "attention_blocks":
         return AttentionBlocks()
     if name == "n:m":
-        return NOfM(*n_m)
-    if name == "blocks":
-        return Blocks(tuple(block_shape))
-    raise ValueError(
-        f"Received an invalid value for argument `structure`, expected one of {STRUCTURES}. Received: {name!r}"
-    )
+        return NOfM(*_pair("n_m", n_m, "(2, 4)"))
+    return Blocks(_pair("block_shape", block_shape, "(1, 4)"))
 
 
 def _layer_filter(layers):
@@ -46,12 +50,13 @@ def _layer_filter(layers):
         return lambda layer: True
     if callable(layers):
         return layers
-    if isinstance(layers, (list, tuple, set)):
+    if isinstance(layers, (list, tuple, set)) and all(isinstance(item, (str, keras.layers.Layer)) for item in layers):
         names = {item if isinstance(item, str) else item.name for item in layers}
         return lambda layer: layer.name in names
-    raise ValueError(
-        "Received an invalid value for argument `layers`, expected None (every layer the structure can take), a "
-        f"list of layers or layer names, or a callable layer -> bool. Received: layers={layers!r}"
+    raise invalid_argument(
+        "layers",
+        "None (every layer the structure can take), a list of layers or layer names, or a callable layer -> bool",
+        f"layers={layers!r}",
     )
 
 
@@ -105,7 +110,7 @@ class StructuredPruning(keras.callbacks.Callback):
         self.schedule = schedule
         self.structure = _structure(structure, n_m, block_shape)
         self.accept = _layer_filter(layers)
-        self.verbose = verbose
+        self.verbose = non_negative_int("verbose", verbose)
         self.targets = []
         self.pruned_steps = 0
         self.last_sparsity = None
@@ -177,11 +182,20 @@ class StructuredPruning(keras.callbacks.Callback):
             )
         elif isinstance(self.schedule, PruningSchedule) and step <= final_step:
             warnings.warn(
-                f"StructuredPruning({self.structure.name!r}) stopped at sparsity {self.last_sparsity:.3f}: training "
-                f"ended at step {step}, before the schedule's end_step {final_step}. Continue `fit` with this "
-                "callback to reach the final sparsity.",
+                f"StructuredPruning({self.structure.name!r}) stopped with the model at {self._held_sparsity()}: "
+                f"training ended at step {step}, before the schedule's end_step {final_step}. Continue `fit` with "
+                "this callback to reach the final sparsity.",
                 stacklevel=2,
             )
+
+    def _held_sparsity(self) -> str:
+        """The sparsity the target layers hold now (pruning never restores a unit, so it can exceed the schedule's
+        last value: after a recompile the optimizer's step, and with it the schedule, starts again)."""
+        held = sorted({round(float(self.structure.sparsity(target)), 3) for target in self.targets})
+        text = f"sparsity {held[0]:.3f}" if len(held) == 1 else f"sparsities {held[0]:.3f} to {held[-1]:.3f}"
+        if self.last_sparsity is not None and not held[0] <= self.last_sparsity <= held[-1]:
+            text += f" (the schedule's last pruning step asked for {self.last_sparsity:.3f})"
+        return text
 
 
 class PruningLogger(keras.callbacks.Callback):
@@ -202,13 +216,12 @@ class PruningLogger(keras.callbacks.Callback):
 
     def __init__(self, log_dir: str, update_freq="epoch"):
         super().__init__()
-        if update_freq != "epoch" and not (isinstance(update_freq, int) and update_freq > 0):
-            raise ValueError(
-                "Received an invalid value for argument `update_freq`, expected 'epoch' or a positive number of "
-                f"steps. Received: update_freq={update_freq!r}"
+        if update_freq != "epoch" and not (is_integer(update_freq) and update_freq > 0):
+            raise invalid_argument(
+                "update_freq", "'epoch' or a positive number of steps", f"update_freq={update_freq!r}"
             )
         self.log_dir = os.fspath(log_dir)
-        self.update_freq = update_freq
+        self.update_freq = update_freq if update_freq == "epoch" else int(update_freq)
         self._writer = None
         self._last_logged_step = None
 

@@ -10,32 +10,20 @@ from __future__ import annotations
 
 import keras
 
-
-def _check_sparsity(name: str, value) -> float:
-    if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`, expected a fraction of weights to remove in "
-            f"[0, 1) (0.5 removes half). Received: {name}={value!r}"
-        )
-    return float(value)
+from keras_sparse.validation import fraction, integer, invalid_argument, non_negative_int, number, positive_int
 
 
-def _check_steps(begin_step, end_step, frequency, open_end: bool) -> None:
-    for name, value in (("begin_step", begin_step), ("end_step", end_step), ("frequency", frequency)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"Received an invalid value for argument `{name}`, expected an int. Received: {value!r}")
-    if begin_step < 0:
-        raise ValueError(f"Received an invalid value for argument `begin_step`, expected >= 0. Received: {begin_step}")
-    if frequency <= 0:
-        raise ValueError(f"Received an invalid value for argument `frequency`, expected > 0. Received: {frequency}")
+def _check_steps(begin_step, end_step, frequency, open_end: bool) -> tuple[int, int, int]:
+    """`(begin_step, end_step, frequency)` as ints, checked as tensorflow-model-optimization checks them."""
+    begin_step = non_negative_int("begin_step", begin_step)
+    end_step = integer("end_step", end_step)
+    frequency = positive_int("frequency", frequency)
     if open_end and end_step == -1:
-        return
+        return begin_step, end_step, frequency
     if end_step < begin_step or (end_step == begin_step and not open_end):
         expected = "-1 (prune until training ends) or a step >= " if open_end else "a step after "
-        raise ValueError(
-            f"Received an invalid value for argument `end_step`, expected {expected}"
-            f"begin_step={begin_step}. Received: end_step={end_step}"
-        )
+        raise invalid_argument("end_step", f"{expected}begin_step={begin_step}", f"end_step={end_step}")
+    return begin_step, end_step, frequency
 
 
 class PruningSchedule:
@@ -89,9 +77,8 @@ class ConstantSparsity(PruningSchedule):
     """
 
     def __init__(self, target_sparsity: float, begin_step: int, end_step: int = -1, frequency: int = 100):
-        self.target_sparsity = _check_sparsity("target_sparsity", target_sparsity)
-        _check_steps(begin_step, end_step, frequency, open_end=True)
-        self.begin_step, self.end_step, self.frequency = begin_step, end_step, frequency
+        self.target_sparsity = fraction("target_sparsity", target_sparsity)
+        self.begin_step, self.end_step, self.frequency = _check_steps(begin_step, end_step, frequency, open_end=True)
 
     def __call__(self, step: int) -> tuple[bool, float]:
         return self.should_prune(int(step)), self.target_sparsity
@@ -119,7 +106,7 @@ class PolynomialDecay(PruningSchedule):
     Args:
         initial_sparsity, final_sparsity: floats in [0, 1).
         begin_step, end_step: `end_step > begin_step >= 0`.
-        power: the exponent (default 3: fast at first, then slowly).
+        power: the exponent, a number > 0 (default 3: fast at first, then slowly).
         frequency: prune every `frequency` steps (default 100).
 
     Example:
@@ -139,10 +126,12 @@ class PolynomialDecay(PruningSchedule):
         power: float = 3,
         frequency: int = 100,
     ):
-        self.initial_sparsity = _check_sparsity("initial_sparsity", initial_sparsity)
-        self.final_sparsity = _check_sparsity("final_sparsity", final_sparsity)
-        _check_steps(begin_step, end_step, frequency, open_end=False)
-        self.begin_step, self.end_step, self.frequency, self.power = begin_step, end_step, frequency, power
+        self.initial_sparsity = fraction("initial_sparsity", initial_sparsity)
+        self.final_sparsity = fraction("final_sparsity", final_sparsity)
+        self.begin_step, self.end_step, self.frequency = _check_steps(begin_step, end_step, frequency, open_end=False)
+        # (1 - p) ** power reaches 0 at end_step only for power > 0: power 0 stays at initial_sparsity for
+        # ever, and a negative power divides by zero there (tfmot's formula does the same: it checks nothing).
+        self.power = number("power", power, above=0)
 
     def __call__(self, step: int) -> tuple[bool, float]:
         step = int(step)

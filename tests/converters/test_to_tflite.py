@@ -242,12 +242,21 @@ def test_seq_len_fixes_a_dynamic_length_and_must_agree(tmp_path):
 
 
 def test_bad_arguments_name_themselves(trained_classifier, tmp_path):
-    with pytest.raises(ValueError, match="`quantization`"):
-        to_tflite(trained_classifier, tmp_path / "m.tflite", quantization="int4")
+    for quantization in ("int4", ["int8"], None):  # a list raised "unhashable type", naming nothing
+        with pytest.raises(ValueError, match="`quantization`"):
+            to_tflite(trained_classifier, tmp_path / "m.tflite", quantization=quantization)
     with pytest.raises(ValueError, match="`representative_data`"):
         to_tflite(trained_classifier, tmp_path / "m.tflite", quantization="int8")
     with pytest.raises(ValueError, match="`verification_data`"):
         to_tflite(trained_classifier, tmp_path / "m.tflite")
+
+
+def test_numpy_scalars_are_taken_as_numbers_and_flags(tmp_path):
+    x = keras.Input((None, 4))
+    model = keras.Model(x, keras.layers.Dense(3)(x))
+    bounds = dict(max_relative_error=np.float32(0.5), min_argmax_agreement=np.float64(0.5))
+    result = to_tflite(model, tmp_path / "m.tflite", seq_len=np.int64(8), overwrite=np.bool_(False), **bounds)
+    assert result.max_relative_error < 1e-5
 
 
 def test_sparse_weight_encoding_shrinks_a_pruned_model_and_reports_it(tmp_path):

@@ -10,7 +10,7 @@ PATTERN = ks.patterns.SlidingWindow(8, global_tokens=(30,))
 
 
 def layer(**kwargs):
-    return ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=4, **{"pattern": PATTERN, **kwargs})
+    return ks.layers.SparseMultiHeadAttention(**{"num_heads": 2, "key_dim": 4, "pattern": PATTERN, **kwargs})
 
 
 def x(*shape):
@@ -37,7 +37,7 @@ def test_constructor_errors(make, argument):
     [
         (lambda attention: attention(x(2, 40), x(2, 40)), "query"),
         (lambda attention: attention(x(2, 40, 6, 1), x(2, 40, 6, 1)), "query"),
-        (lambda attention: attention(x(2, 40, 6), x(2, 41, 6)), "value"),
+        (lambda attention: attention(x(2, 40, 6), x(2, 41, 6), x(2, 40, 6)), "key"),
         (
             lambda attention: attention(x(2, 40, 6), x(2, 40, 6), attention_mask=np.ones((2, 40, 39), bool)),
             "attention_mask",
@@ -57,3 +57,50 @@ def test_unknown_sequence_length_names_the_fix():
     traced = tf.function(lambda q: attention(q, q), input_signature=[tf.TensorSpec((None, None, 6), tf.float32)])
     with pytest.raises(ValueError, match="static sequence length.*keras.Input"):
         traced(x(1, 40, 6))
+
+
+@pytest.mark.parametrize(
+    "make, argument",
+    [
+        (lambda: ks.layers.SparseMultiHeadAttention(num_heads=True, key_dim=4), "num_heads"),
+        (lambda: layer(use_bias="no"), "use_bias"),
+        (lambda: layer(dropout=1.0), "dropout"),
+        (lambda: layer(dropout=float("nan")), "dropout"),
+        (lambda: layer(blockwise_softmax="yes"), "blockwise_softmax"),
+        (lambda: layer(max_query_blocks=0), "max_query_blocks"),
+        (lambda: ks.layers.SparseTransformerEncoder(2, 8, normalize_first="no"), "normalize_first"),
+        (lambda: ks.layers.SparseTransformerEncoder(2, 8, layer_norm_epsilon=0.0), "layer_norm_epsilon"),
+        (lambda: ks.layers.SparseTransformerEncoder(2, 8, dropout=-0.1), "dropout"),
+        (lambda: ks.layers.SparseTransformerEncoder(2, 8, implementation="fast"), "implementation"),
+        (lambda: ks.layers.SparseTransformerEncoder(2, 8, pattern="window"), "pattern"),
+        (lambda: ks.layers.SparseTransformerEncoder(2, 8, centered_layer_norm=1), "centered_layer_norm"),
+        (lambda: ks.layers.PositionEmbedding(16.0), "sequence_length"),
+        (lambda: ks.layers.TokenEmbedding(0, 4), "input_dim"),
+    ],
+)
+def test_flags_take_booleans_and_numbers_are_checked(make, argument):
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        make()
+
+
+def test_numpy_scalars_are_accepted_where_python_numbers_are():
+    """Layers built from NumPy scalars have the config of those built from Python numbers."""
+    i, f = np.int64, np.float32
+    pairs = [
+        (
+            layer(
+                num_heads=i(2), key_dim=i(4), value_dim=i(3), dropout=f(0.25), sliding_window=i(6), output_shape=i(5)
+            ),
+            layer(num_heads=2, key_dim=4, value_dim=3, dropout=float(f(0.25)), sliding_window=6, output_shape=5),
+        ),
+        (
+            ks.layers.SparseTransformerEncoder(i(2), i(8), dropout=f(0.5), layer_norm_epsilon=f(1e-3), key_dim=i(4)),
+            ks.layers.SparseTransformerEncoder(
+                2, 8, dropout=float(f(0.5)), layer_norm_epsilon=float(f(1e-3)), key_dim=4
+            ),
+        ),
+        (ks.layers.PositionEmbedding(i(40)), ks.layers.PositionEmbedding(40)),
+        (ks.layers.TokenEmbedding(i(10), i(6)), ks.layers.TokenEmbedding(10, 6)),
+    ]
+    for from_numpy, from_python in pairs:
+        assert {**from_numpy.get_config(), "name": ""} == {**from_python.get_config(), "name": ""}

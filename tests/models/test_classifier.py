@@ -24,6 +24,32 @@ def small_classifier(**kwargs):
     return ks.models.SparseTransformerClassifier(**{**arguments, **kwargs})
 
 
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        (dict(num_layers=-1), "num_layers"),
+        (dict(normalize_first="no"), "normalize_first"),
+        (dict(vocab_size=16.5), "vocab_size"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(pooling="max"), "pooling"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, argument):
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        small_classifier(**kwargs)
+
+
+def test_numpy_scalars_are_accepted_where_python_numbers_are():
+    i = np.int64
+    model = small_classifier(
+        vocab_size=i(23), seq_len=i(128), num_layers=i(1), hidden_dim=i(32), num_classes=i(3), dropout=np.float32(0)
+    )
+    reference = small_classifier(num_layers=1, num_classes=3, dropout=0.0)
+    reference.set_weights(model.get_weights())
+    tokens = ks.datasets.far_retrieval(2, 128).inputs
+    np.testing.assert_array_equal(model.predict(tokens, verbose=0), reference.predict(tokens, verbose=0))
+
+
 @pytest.mark.parametrize("pooling, position", [("cls", "learned"), ("mean", "sinusoidal")])
 def test_save_and_load(pooling, position, tmp_path):
     model = small_classifier(pooling=pooling, position=position, normalize_first=pooling == "mean")

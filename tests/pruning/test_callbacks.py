@@ -86,12 +86,27 @@ def test_attention_blocks_keep_the_blocks_attention_uses():
         (dict(schedule=every_step(0.5), structure="rows"), "`structure`"),
         (dict(schedule=0.5, structure="heads"), "`schedule`"),
         (dict(schedule=every_step(0.5), structure="heads", layers=3), "`layers`"),
+        (dict(schedule=every_step(0.5), structure="heads", layers=(1, 2)), "`layers`"),
         (dict(schedule=every_step(0.5), structure="n:m", n_m=(4, 2)), "`n_m`"),
+        (dict(schedule=every_step(0.5), structure="n:m", n_m=4), "`n_m`"),
+        (dict(schedule=every_step(0.5), structure="blocks", block_shape=(1, 0)), "`block_shape`"),
+        (dict(schedule=every_step(0.5), structure="heads", verbose="yes"), "`verbose`"),
+        (dict(schedule=every_step(0.5), structure=["heads"]), "`structure`"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ks.pruning.StructuredPruning(**kwargs)
+
+
+def test_numpy_scalars_are_accepted_as_numbers(data):
+    model = attention_model()
+    schedule = ks.pruning.PolynomialDecay(np.float32(0.0), np.float64(0.5), np.int64(0), np.int32(6), frequency=1)
+    pruning = ks.pruning.StructuredPruning(schedule, "n:m", n_m=(np.int64(2), np.int64(4)), verbose=np.int8(0))
+    logger = ks.pruning.PruningLogger("unused", update_freq=np.int64(5))
+    assert (pruning.structure.n, pruning.structure.m, logger.update_freq) == (2, 4, 5)
+    fit(model, data, [pruning])
+    assert {row.sparsity for row in ks.pruning.pruning_rows(model)} == {0.5}
 
 
 def test_a_model_without_targets_is_refused(data):
@@ -124,6 +139,19 @@ def test_training_that_never_reaches_the_schedule_is_reported(data):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="StructuredPruning")
         fit(attention_model(), data, [ks.pruning.StructuredPruning(every_step(0.5), "heads")])
+
+
+def test_the_end_of_fit_warning_reports_what_the_model_holds_after_a_recompile(data):
+    """A recompile restarts the optimizer's step, and with it the schedule; pruned heads stay pruned."""
+    model = attention_model()
+    callback = ks.pruning.StructuredPruning(every_step(0.5), "heads")
+    fit(model, data, [callback])
+    model.compile(keras.optimizers.Adam(0.01), "mse")
+    with pytest.warns(UserWarning, match="StructuredPruning") as caught:
+        fit(model, data, [callback], epochs=1)  # steps 0..3 of 6: the schedule asks for 0.438 at step 3
+    assert ks.pruning.Heads().sparsity(model.get_layer("attention")) == 0.5
+    (message,) = [str(w.message) for w in caught if "StructuredPruning" in str(w.message)]
+    assert "model at sparsity 0.500" in message and "asked for 0.438" in message, message
 
 
 def test_logger_appends_on_resume_and_writes_tensorboard_scalars(data, tmp_path):
