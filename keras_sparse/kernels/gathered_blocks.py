@@ -376,9 +376,20 @@ class _HeadGroupAttention:
             scores = scores + tf.cast(_rows_of(tables.bias, tables.rows), scores.dtype)
         if tables.offset_bias is not None:
             seq_len = self.plan.seq_len
-            queries = tf.constant(np.minimum(query_positions, seq_len - 1).astype(np.int32))  # (R, b)
-            keys = tf.constant(np.minimum(key_positions, seq_len - 1).astype(np.int32))  # (H', R, W)
-            index = queries[None, :, :, None] - keys[:, :, None, :] + (seq_len - 1)
+            queries = np.minimum(query_positions, seq_len - 1)  # (R, b)
+            keys = np.minimum(key_positions, seq_len - 1)  # (H', R, W)
+            linear = _distance_line(tables.offset_bias)
+            if linear is not None:  # a + s * |i - j| (ALiBi, DistanceDecay): arithmetic, no (R, b, W) index
+                intercept, slope = (tf.constant(v[:, None, None, None], scores.dtype) for v in linear)
+                queries = tf.constant(queries.astype(np.float32), scores.dtype)
+                keys = tf.constant(keys.astype(np.float32), scores.dtype)
+                distance = tf.abs(queries[None, :, :, None] - keys[:, :, None, :])
+                return scores + (intercept + slope * distance)
+            index = (
+                tf.constant(queries.astype(np.int32))[None, :, :, None]
+                - tf.constant(keys.astype(np.int32))[:, :, None, :]
+            )
+            index = index + (seq_len - 1)
             table = tf.constant(tables.offset_bias)  # (H', 2T - 1)
             bias = tf.gather(table, index, batch_dims=1) if table.shape[0] > 1 else tf.gather(table[0], index[0])[None]
             scores = scores + tf.cast(bias, scores.dtype)
@@ -482,6 +493,20 @@ class _HeadGroupAttention:
                         probabilities = probabilities * tf.exp(lse - totals[index])
                     entries.append((probabilities, part.query_positions, part.key_positions))
         return entries
+
+
+def _distance_line(table: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """`(intercept, slope)`, float32 `(H',)` each, when every head's offset table `(H', 2T - 1)` is
+    `intercept + slope * |offset|` to float32 rounding (ALiBi's and `DistanceDecay`'s biases), else None."""
+    center = table.shape[1] // 2  # offset 0
+    if center == 0:
+        return None
+    distance = np.abs(np.arange(table.shape[1]) - center)
+    intercept, slope = table[:, center], table[:, center + 1] - table[:, center]
+    line = intercept[:, None] + slope[:, None] * distance
+    if not np.allclose(line, table, rtol=1e-6, atol=1e-6 * max(1.0, float(np.abs(table).max()))):
+        return None
+    return intercept.astype(np.float32), slope.astype(np.float32)
 
 
 def _rows_of(table: np.ndarray, rows: np.ndarray | None) -> tf.Tensor:
