@@ -165,8 +165,9 @@ def main():
         print(json.dumps(one(case, int(seq_len), int(d_model), int(repeats))))
         return
     if args.zoo:
+        lengths = args.lengths if args.lengths != DEFAULT_LENGTHS else [4096, 8192]
         for d_model in args.dims:
-            print_zoo_table(args.repeats, d_model, only=args.only)
+            print_zoo_table(args.repeats, d_model, lengths, only=args.only)
         return
     if args.bert:
         print_bert_table(args.repeats, args.lengths if args.lengths != DEFAULT_LENGTHS else [4096, 8192])
@@ -266,7 +267,7 @@ def print_bert_table(repeats: int, lengths):
                 print(f"| {seq_len} | {case} | failed: {row['error'][:70]} |||||||")
                 continue
             cells = ["", "", "", "", ""]
-            if case in zoo():
+            if case in zoo() and "error" not in dense and "error" not in projections:
                 pair_ratio = seq_len**2 / zoo_scores_per_head(case, seq_len, num_heads(d_model))[0]
                 net = (dense["forward_ms"] - projections["forward_ms"]) / (
                     row["forward_ms"] - projections["forward_ms"]

@@ -380,11 +380,10 @@ class _HeadGroupAttention:
             keys = np.minimum(key_positions, seq_len - 1)  # (H', R, W)
             linear = _distance_line(tables.offset_bias)
             if linear is not None:  # a + s * |i - j| (ALiBi, DistanceDecay): arithmetic, no (R, b, W) index
-                intercept, slope = (tf.constant(v[:, None, None, None], scores.dtype) for v in linear)
-                queries = tf.constant(queries.astype(np.float32), scores.dtype)
-                keys = tf.constant(keys.astype(np.float32), scores.dtype)
-                distance = tf.abs(queries[None, :, :, None] - keys[:, :, None, :])
-                return scores + (intercept + slope * distance)
+                intercept, slope = (tf.constant(v[:, None, None, None]) for v in linear)
+                queries, keys = tf.constant(queries.astype(np.float32)), tf.constant(keys.astype(np.float32))
+                distance = tf.abs(queries[None, :, :, None] - keys[:, :, None, :])  # float32: exact to 2^24
+                return scores + tf.cast(intercept + slope * distance, scores.dtype)
             index = (
                 tf.constant(queries.astype(np.int32))[None, :, :, None]
                 - tf.constant(keys.astype(np.int32))[:, :, None, :]
