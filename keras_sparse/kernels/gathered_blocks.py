@@ -77,7 +77,7 @@ def gathered_block_attention(
     for head_group in plan.head_groups:
         selected = np.arange(heads) if head_group.heads is None else head_group.heads
         every = len(selected) == heads and (selected == np.arange(heads)).all()
-        q, k, v = (x if every else tf.gather(x, selected, axis=2) for x in (query, key, value))
+        q, k, v = (x if every else _gather(x, selected, axis=2) for x in (query, key, value))
         attention = _HeadGroupAttention(head_group, plan, q, k, v, masks, dropout, blockwise_softmax, want_entries)
         outputs.append(attention.output)
         entries += [(probabilities, selected, *positions) for probabilities, *positions in attention.entries]
@@ -85,7 +85,7 @@ def gathered_block_attention(
     output = outputs[0] if len(outputs) == 1 else tf.concat(outputs, axis=1)
     order = np.concatenate(order)
     if (order != np.arange(heads)).any():
-        output = tf.gather(output, np.argsort(order), axis=1)
+        output = _gather(output, np.argsort(order), axis=1)
     output = tf.transpose(output, (0, 2, 1, 3))
     if on_block_mass is not None:
         on_block_mass(_block_mass(entries, plan, heads))
@@ -159,12 +159,12 @@ class _DynamicMasks:
         shape = np.broadcast_shapes(queries.shape, keys.shape)
         if self.key is not None:
             factors.append(
-                tf.reshape(tf.gather(self.key, np.broadcast_to(keys, shape).reshape(-1), axis=1), (-1, *shape))
+                tf.reshape(_gather(self.key, np.broadcast_to(keys, shape).reshape(-1), axis=1), (-1, *shape))
             )
         if self.attention is not None:
             flat = tf.reshape(self.attention, (-1, self.seq_len**2))
             pairs = (np.broadcast_to(queries, shape) * self.seq_len + np.broadcast_to(keys, shape)).reshape(-1)
-            factors.append(tf.reshape(tf.gather(flat, pairs, axis=1), (-1, *shape)))
+            factors.append(tf.reshape(_gather(flat, pairs, axis=1), (-1, *shape)))
         if not factors:
             return None
         return factors[0] if len(factors) == 1 else factors[0] * factors[1]
@@ -251,7 +251,7 @@ class _HeadGroupAttention:
         groups = []
         for group in order.groups:
             rows = group.query_blocks
-            group_queries = queries if len(rows) == order.num_blocks else tf.gather(queries, rows, axis=2)
+            group_queries = queries if len(rows) == order.num_blocks else _gather(queries, rows, axis=2)
             groups.append(
                 [
                     self._block_part(
@@ -264,13 +264,13 @@ class _HeadGroupAttention:
         def to_natural(per_group):
             joined = per_group[0] if len(per_group) == 1 else tf.concat(per_group, axis=2)
             if order.block_order is not None:
-                joined = tf.gather(joined, order.block_order, axis=2)
+                joined = _gather(joined, order.block_order, axis=2)
             return from_order(joined, stride, plan.seq_len)
 
         def from_natural(x):
             x = to_order(x, stride, plan.seq_len, *blocks)
             return [
-                x if len(g.query_blocks) == order.num_blocks else tf.gather(x, g.query_blocks, axis=2)
+                x if len(g.query_blocks) == order.num_blocks else _gather(x, g.query_blocks, axis=2)
                 for g in order.groups
             ]
 
@@ -290,8 +290,8 @@ class _HeadGroupAttention:
             index = np.broadcast_to(key_blocks + offsets, (heads, *key_blocks.shape[1:])).reshape(-1)
             flat_keys = tf.reshape(keys, (-1, heads * num_blocks, b, key_dim))
             flat_values = tf.reshape(values, (-1, heads * num_blocks, b, value_dim))
-            group_keys = tf.reshape(tf.gather(flat_keys, index, axis=1), (-1, heads, len(rows), width, key_dim))
-            group_values = tf.reshape(tf.gather(flat_values, index, axis=1), (-1, heads, len(rows), width, value_dim))
+            group_keys = tf.reshape(_gather(flat_keys, index, axis=1), (-1, heads, len(rows), width, key_dim))
+            group_values = tf.reshape(_gather(flat_values, index, axis=1), (-1, heads, len(rows), width, value_dim))
         scores = tf.matmul(queries, group_keys, transpose_b=True)
         query_positions = natural[rows[:, None] * b + np.arange(b)]
         key_positions = natural[(key_blocks[..., None] * b + np.arange(b)).reshape(*key_blocks.shape[:2], -1)]
@@ -300,11 +300,11 @@ class _HeadGroupAttention:
         if part.tables.mask is not None:
             factors.append(_rows_of(part.tables.mask.astype(np.float32), part.tables.rows))
         if key_keep is not None:
-            gathered = tf.gather(key_keep, key_blocks.reshape(-1), axis=1)
+            gathered = _gather(key_keep, key_blocks.reshape(-1), axis=1)
             factors.append(tf.reshape(gathered, (-1, key_blocks.shape[0], key_blocks.shape[1], 1, width)))
         if pair_keep is not None:
             pair = (rows[None, :, None] * num_blocks + key_blocks).reshape(-1)
-            gathered = tf.gather(pair_keep, pair, axis=1)  # (B, H'*R*slots, b, b)
+            gathered = _gather(pair_keep, pair, axis=1)  # (B, H'*R*slots, b, b)
             gathered = tf.reshape(gathered, (-1, key_blocks.shape[0], key_blocks.shape[1], key_blocks.shape[2], b, b))
             factors.append(
                 tf.reshape(
@@ -318,8 +318,8 @@ class _HeadGroupAttention:
         plan = self.plan
         blocks = (plan.num_blocks, plan.block_size)
         queries = to_order(self.query, 1, plan.seq_len, *blocks)
-        keys = tf.gather(self.key, positions, axis=2)[:, :, None]  # (B, H, 1, g, d)
-        values = tf.gather(self.value, positions, axis=2)[:, :, None]
+        keys = _gather(self.key, positions, axis=2)[:, :, None]  # (B, H, 1, g, d)
+        values = _gather(self.value, positions, axis=2)[:, :, None]
         scores = tf.matmul(queries, keys, transpose_b=True)  # (B, H, n, b, g)
         query_positions = np.arange(plan.num_blocks * plan.block_size).reshape(blocks)
         key_positions = positions[None, None, :]
@@ -336,8 +336,8 @@ class _HeadGroupAttention:
         n, b, width = table.shape[1:]
         queries = to_order(self.query, 1, plan.seq_len, n * b, 1)  # (B, H, n*b, 1, d)
         index = table.reshape(-1)
-        keys = tf.reshape(tf.gather(self.key, index, axis=2), (-1, self.heads, n * b, width, self.key.shape[-1]))
-        values = tf.reshape(tf.gather(self.value, index, axis=2), (-1, self.heads, n * b, width, self.value.shape[-1]))
+        keys = tf.reshape(_gather(self.key, index, axis=2), (-1, self.heads, n * b, width, self.key.shape[-1]))
+        values = tf.reshape(_gather(self.value, index, axis=2), (-1, self.heads, n * b, width, self.value.shape[-1]))
         scores = tf.matmul(queries, keys, transpose_b=True)  # (B, H, n*b, 1, width)
         query_positions = np.arange(n * b)[:, None]
         key_positions = table.reshape(1, n * b, width)
@@ -390,7 +390,7 @@ class _HeadGroupAttention:
             )
             index = index + (seq_len - 1)
             table = tf.constant(tables.offset_bias)  # (H', 2T - 1)
-            bias = tf.gather(table, index, batch_dims=1) if table.shape[0] > 1 else tf.gather(table[0], index[0])[None]
+            bias = _gather(table, index, batch_dims=1) if table.shape[0] > 1 else _gather(table[0], index[0])[None]
             scores = scores + tf.cast(bias, scores.dtype)
         return scores
 
@@ -447,7 +447,7 @@ class _HeadGroupAttention:
     def _global_rows(self, output, rows: GlobalRows, want_entries: bool):
         """`output` with the global rows replaced by their own attention over every key."""
         seq_len, positions = self.plan.seq_len, rows.positions
-        queries = tf.gather(self.query, positions, axis=2)[:, :, :, None]  # (B, H, g, 1, d)
+        queries = _gather(self.query, positions, axis=2)[:, :, :, None]  # (B, H, g, 1, d)
         scores = tf.matmul(queries, self.key[:, :, None], transpose_b=True)  # (B, H, g, 1, T)
         if rows.bias is not None:
             scores = scores + tf.cast(tf.constant(rows.bias[:, :, None]), scores.dtype)
@@ -494,6 +494,13 @@ class _HeadGroupAttention:
         return entries
 
 
+def _gather(params, indices, **kwargs) -> tf.Tensor:
+    """`tf.gather` with static (NumPy) indices as int32: TFLite Micro's GATHER takes no int64 positions."""
+    if isinstance(indices, np.ndarray | np.integer | int):
+        indices = np.asarray(indices, np.int32)
+    return tf.gather(params, indices, **kwargs)
+
+
 def _distance_line(table: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """`(intercept, slope)`, float32 `(H',)` each, when every head's offset table `(H', 2T - 1)` is
     `intercept + slope * |offset|` to float32 rounding (ALiBi's and `DistanceDecay`'s biases), else None."""
@@ -511,7 +518,7 @@ def _distance_line(table: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 def _rows_of(table: np.ndarray, rows: np.ndarray | None) -> tf.Tensor:
     """A stored token table `(H', stored rows, b or 1, W)` as `(H', R, b or 1, W)` (or one row for all)."""
     constant = tf.constant(table)
-    return constant if rows is None else tf.gather(constant, rows, axis=1)
+    return constant if rows is None else _gather(constant, rows, axis=1)
 
 
 def _product(factors: list):
@@ -546,7 +553,7 @@ def _dense_probabilities(entries, plan: GatherPlan, heads: int) -> tf.Tensor:
     updates = []
     for (probabilities, *_), selection in zip(entries, selections, strict=True):
         flat = tf.reshape(tf.transpose(probabilities, (1, 2, 3, 4, 0)), (-1, tf.shape(probabilities)[0]))
-        updates.append(tf.gather(flat, selection))
+        updates.append(_gather(flat, selection))
     dense = tf.scatter_nd(
         np.concatenate(indices).astype(np.int32),
         tf.concat(updates, 0),
@@ -562,7 +569,7 @@ def _block_mass(entries, plan: GatherPlan, heads: int) -> tf.Tensor:
     sums = []
     for (probabilities, *_), selection in zip(entries, selections, strict=True):
         summed = tf.reshape(tf.reduce_sum(tf.cast(probabilities, tf.float32), axis=0), [-1])
-        sums.append(tf.gather(summed, selection))
+        sums.append(_gather(summed, selection))
     index = np.concatenate(indices)
     segments = (index[:, 0] * n + index[:, 1] // b) * n + index[:, 2] // b
     mass = tf.math.unsorted_segment_sum(tf.concat(sums, 0), segments.astype(np.int32), heads * n * n)
