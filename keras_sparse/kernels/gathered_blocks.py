@@ -139,7 +139,8 @@ class _DynamicMasks:
         """`(B, num_blocks, block_size)` key mask in the order of residue `stride`, or None."""
         if self.key is None:
             return None
-        return to_order(self.key[:, None, :, None], stride, self.seq_len, num_blocks, block_size)[:, 0, :, :, 0]
+        blocks = to_order(self.key[:, None, :, None], stride, self.seq_len, num_blocks, block_size)
+        return tf.reshape(blocks, (-1, num_blocks, block_size))  # a reshape: TFLite Micro slices rank <= 4
 
     def attention_blocks(self, stride: int, num_blocks: int, block_size: int):
         """`(B, num_blocks**2, block_size, block_size)`: the attention mask per (query block, key block)."""
@@ -318,8 +319,8 @@ class _HeadGroupAttention:
         plan = self.plan
         blocks = (plan.num_blocks, plan.block_size)
         queries = to_order(self.query, 1, plan.seq_len, *blocks)
-        keys = _gather(self.key, positions, axis=2)[:, :, None]  # (B, H, 1, g, d)
-        values = _gather(self.value, positions, axis=2)[:, :, None]
+        keys = tf.expand_dims(_gather(self.key, positions, axis=2), 2)  # (B, H, 1, g, d)
+        values = tf.expand_dims(_gather(self.value, positions, axis=2), 2)
         scores = tf.matmul(queries, keys, transpose_b=True)  # (B, H, n, b, g)
         query_positions = np.arange(plan.num_blocks * plan.block_size).reshape(blocks)
         key_positions = positions[None, None, :]
@@ -327,7 +328,7 @@ class _HeadGroupAttention:
         factors = [] if tables.mask is None else [_rows_of(tables.mask.astype(np.float32), tables.rows)]
         dynamic = self.masks.at_positions(query_positions[..., None], key_positions[0])
         if dynamic is not None:
-            factors.append(dynamic[:, None])
+            factors.append(tf.expand_dims(dynamic, 1))
         part = _Part(scores, _product(factors), values, query_positions, key_positions, len(positions))
         return self._natural_component([part])
 
@@ -349,7 +350,7 @@ class _HeadGroupAttention:
         factors = [] if flat_tables.mask is None else [tf.constant(flat_tables.mask.astype(np.float32))]
         dynamic = self.masks.at_positions(query_positions[:, :, None], key_positions[0][:, None, :])
         if dynamic is not None:
-            factors.append(dynamic[:, None])
+            factors.append(tf.expand_dims(dynamic, 1))
         part = _Part(scores, _product(factors), values, query_positions, key_positions, chunk_width(width, 1))
 
         def to_natural(per_group):
@@ -447,16 +448,16 @@ class _HeadGroupAttention:
     def _global_rows(self, output, rows: GlobalRows, want_entries: bool):
         """`output` with the global rows replaced by their own attention over every key."""
         seq_len, positions = self.plan.seq_len, rows.positions
-        queries = _gather(self.query, positions, axis=2)[:, :, :, None]  # (B, H, g, 1, d)
-        scores = tf.matmul(queries, self.key[:, :, None], transpose_b=True)  # (B, H, g, 1, T)
+        queries = tf.expand_dims(_gather(self.query, positions, axis=2), 3)  # (B, H, g, 1, d)
+        scores = tf.matmul(queries, tf.expand_dims(self.key, 2), transpose_b=True)  # (B, H, g, 1, T)
         if rows.bias is not None:
             scores = scores + tf.cast(tf.constant(rows.bias[:, :, None]), scores.dtype)
         factors = [] if rows.mask is None else [tf.constant(rows.mask[:, :, None].astype(np.float32))]
         dynamic = self.masks.at_positions(positions[:, None, None], np.arange(seq_len)[None, None, :])
         if dynamic is not None:
-            factors.append(dynamic[:, None])
+            factors.append(tf.expand_dims(dynamic, 1))
         keep = _product(factors)
-        values = self.value[:, :, None]
+        values = tf.expand_dims(self.value, 2)
         part = _Part(scores, keep, values, positions[:, None], np.arange(seq_len)[None, None], 0)
         if self.blockwise:
             part.chunk = chunk_width(seq_len, 1)
@@ -467,7 +468,7 @@ class _HeadGroupAttention:
         else:
             probabilities = masked_softmax(scores, keep)
             row_output = tf.matmul(self.dropout(probabilities) if self.dropout else probabilities, values)
-        row_output = row_output[:, :, :, 0]  # (B, H, g, d)
+        row_output = tf.reshape(row_output, (-1, *row_output.shape[1:3], row_output.shape[-1]))  # (B, H, g, d)
         keep_rows = np.ones((seq_len, 1), np.float32)
         keep_rows[positions] = 0
         placed = np.zeros((seq_len, len(positions)), np.float32)

@@ -52,7 +52,10 @@ def merge_parts(outputs: list[tf.Tensor], log_normalizers: list[tf.Tensor]) -> t
     # difference of log-normalizers is not
     weights = tf.nn.softmax(stacked)
     total = tf.reduce_max(stacked, axis=-1, keepdims=True) - tf.math.log(tf.reduce_max(weights, axis=-1, keepdims=True))
-    output = weights[..., :1] * outputs[0]
-    for i, part in enumerate(outputs[1:], start=1):
-        output = output + weights[..., i : i + 1] * part
-    return output, total
+    # slices of rank-2 views: TFLite Micro's STRIDED_SLICE takes rank <= 4
+    flat_weights = tf.reshape(weights, (-1, len(outputs)))
+    flat = [tf.reshape(part, (-1, part.shape[-1])) for part in outputs]
+    output = flat_weights[:, :1] * flat[0]
+    for i, part in enumerate(flat[1:], start=1):
+        output = output + flat_weights[:, i : i + 1] * part
+    return tf.reshape(output, (-1, *outputs[0].shape[1:])), total
