@@ -4,8 +4,6 @@ import pytest
 
 import keras_sparse as ks
 
-pytest.importorskip("matplotlib")
-
 
 def test_plot_keeps_an_existing_file_unless_overwrite(tmp_path):
     path = tmp_path / "pattern.png"

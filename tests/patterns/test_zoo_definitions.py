@@ -131,7 +131,6 @@ def test_describe_counts_pairs_and_the_flop_ratio():
 
 
 def test_plot_writes_a_png_with_one_panel_per_head(tmp_path):
-    pytest.importorskip("matplotlib", reason="matplotlib is part of the test extra")
     figure = ks.patterns.Strided(4, heads="split").for_heads(2).plot(32, tmp_path / "strided.png")
     assert (tmp_path / "strided.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(figure.axes) == 2

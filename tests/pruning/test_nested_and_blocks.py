@@ -4,6 +4,7 @@ The reference for `finalize` is the masked model it was given (float32 relative 
 """
 
 import keras
+import keras_hub
 import numpy as np
 import pytest
 
@@ -12,8 +13,6 @@ from keras_sparse.pruning.structures import numpy
 
 from .conftest import regression_model
 from .test_finalize import relative_error, train_pruned
-
-keras_hub = pytest.importorskip("keras_hub")
 
 SEQ_LEN, DIM = 16, 16
 
