@@ -34,9 +34,11 @@ score (a gather of one key row per pair), the blocked kernel about 2.5 ns per co
 
 @functools.lru_cache(maxsize=64)
 def _gather_plan(
-    pattern: Pattern, seq_len: int, causal: bool, max_query_blocks: int | None = None
+    pattern: Pattern, seq_len: int, causal: bool, max_query_blocks: int | None = None, single_part: bool = False
 ) -> kernels.GatherPlan:
-    return kernels.plan_gathered_blocks(pattern, seq_len, causal=causal, max_query_blocks=max_query_blocks)
+    return kernels.plan_gathered_blocks(
+        pattern, seq_len, causal=causal, max_query_blocks=max_query_blocks, single_part=single_part
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -581,7 +583,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             positions = ops.arange(query_len, dtype="int32") + ops.cast(query_start, "int32")
             if isinstance(self.effective_pattern, Dense) and use_causal_mask:  # every earlier key: nothing to plan
                 return self._attend_earlier_keys(query, key, value, positions, masks)
-            plan = _gather_plan(self.effective_pattern, key_len, use_causal_mask)
+            plan = _gather_plan(self.effective_pattern, key_len, use_causal_mask, single_part=True)
             return kernels.cached_rows_attention(query, key, value, plan, positions, **masks)
         mask, bias = self._rectangular_pattern(query_len, key_len, query_start, use_causal_mask)
         return kernels.dense_masked_attention(query, key, value, mask, bias=bias, **masks)
