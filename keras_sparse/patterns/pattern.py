@@ -201,10 +201,19 @@ class Pattern:
         >>> import keras_sparse as ks
         >>> ks.patterns.BlockLocal(block_size=4).describe(16)
         {'seq_len': 16, 'nnz': 64, 'density': 0.25, 'flop_ratio': 4.0}
+
+        Raises:
+            ValueError: naming `seq_len` if the pattern allows no pair at that length (an `Intersection` of
+                disjoint patterns): attention over no keys is undefined, and so is the FLOP ratio.
         """
         seq_len = positive_int("seq_len", seq_len)
         mask = self.mask(seq_len)
         nnz = int(mask.sum()) // (self.num_heads or 1)
+        if nnz == 0:
+            raise ValueError(
+                f"Received an invalid value for argument `seq_len`: {self!r} allows no (query, key) pair at "
+                f"seq_len={seq_len}, so attention is undefined. Combine patterns that share pairs."
+            )
         return {"seq_len": seq_len, "nnz": nnz, "density": nnz / seq_len**2, "flop_ratio": seq_len**2 / nnz}
 
     def density(self, seq_len: int) -> float:
