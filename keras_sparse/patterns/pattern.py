@@ -17,6 +17,9 @@ import numpy as np
 from keras_sparse.validation import positive_int
 
 DEFAULT_BLOCK_SIZE = 64
+
+RECTANGULAR_PATTERNS = "Dense, SlidingWindow, BlockLocal, Fixed, Strided, DistanceDecay or their combinations"
+"""The patterns with a rectangular form (`Pattern.rectangular_mask`): the ones cross-attention can use."""
 """Block size used by patterns that do not fix one themselves (token-level patterns)."""
 
 _SERIALIZATION_PACKAGE = "keras_sparse"
@@ -135,8 +138,7 @@ class Pattern:
             raise ValueError(
                 f"{self!r} has no rectangular form: which keys it allows depends on the sequence length, so it "
                 "cannot relate queries and keys of different lengths (cross-attention). Use a length-independent "
-                "pattern there: Dense, SlidingWindow, BlockLocal, Fixed, Strided, DistanceDecay or their "
-                "combinations."
+                f"pattern there: {RECTANGULAR_PATTERNS}."
             )
         self.check_fits(length)
 
