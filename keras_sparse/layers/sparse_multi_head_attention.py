@@ -95,7 +95,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             `flash_attention` has no effect.
         pattern: a `keras_sparse.patterns.Pattern`. Defaults to `Dense()`. With the input-dependent `LSH`
             pattern the layer is Reformer attention: keys share the query projection (the key projection's
-            weights are kept but unused), and `attention_mask` / `return_attention_scores` are not available.
+            weights are kept but unused), the hashing rotations are one more, non-trainable weight
+            (`lsh_rotations`, `(num_heads, num_hashes, key_dim, buckets / 2)`, from `pattern.rotations`), and
+            `attention_mask` / `return_attention_scores` are not available.
         implementation: str, the kernel. One of
             - `"auto"` (default): `"blocked"`, unless blocks would compute over 32x the allowed scores,
               then `"segment"`;
@@ -277,6 +279,12 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
                 )
         self._built_seq_len = query_shape[1]
         super().build(query_shape, value_shape, key_shape)
+        if self._pattern.dynamic:
+            rotations = self._pattern.rotations(self._num_heads, self._key_dim)
+            self.lsh_rotations = self.add_weight(
+                name="lsh_rotations", shape=rotations.shape, initializer="zeros", trainable=False, autocast=False
+            )
+            self.lsh_rotations.assign(rotations)
 
     @property
     def built_seq_len(self) -> int | None:
@@ -594,12 +602,12 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         self.effective_pattern.check_fits(seq_len)
         kernel = self.kernel_name(seq_len, causal)
         if kernel == "lsh":  # Reformer's shared-QK: keys are the normalised query projections
-            key = tf.math.l2_normalize(query, axis=-1)
-        query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
-        if kernel == "lsh":
+            pattern = self.effective_pattern
+            query, key = kernels.lsh_query_key(query, pattern)
             return kernels.lsh_attention(
-                query, key, value, self.effective_pattern, masks["key_mask"], causal, masks["dropout"]
+                query, key, value, pattern, masks["key_mask"], causal, masks["dropout"], rotations=self.lsh_rotations
             )
+        query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
         pattern = self.effective_pattern
         if kernel == "blocked":
             return kernels.gathered_block_attention(
