@@ -18,9 +18,12 @@ from keras_sparse.validation import positive_int
 
 DEFAULT_BLOCK_SIZE = 64
 
-RECTANGULAR_PATTERNS = "Dense, SlidingWindow, BlockLocal, Fixed, Strided, DistanceDecay or their combinations"
-"""The patterns with a rectangular form (`Pattern.rectangular_mask`): the ones cross-attention can use."""
 """Block size used by patterns that do not fix one themselves (token-level patterns)."""
+
+RECTANGULAR_PATTERNS = (
+    "Dense, SlidingWindow, BlockLocal (without wrap), Fixed, Strided, DistanceDecay or their combinations"
+)
+"""The patterns with a rectangular form (`Pattern.rectangular_mask`): the ones cross-attention can use."""
 
 _SERIALIZATION_PACKAGE = "keras_sparse"
 
