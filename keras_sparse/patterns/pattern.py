@@ -17,7 +17,6 @@ import numpy as np
 from keras_sparse.validation import positive_int
 
 DEFAULT_BLOCK_SIZE = 64
-
 """Block size used by patterns that do not fix one themselves (token-level patterns)."""
 
 RECTANGULAR_PATTERNS = (
