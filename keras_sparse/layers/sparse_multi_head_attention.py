@@ -392,10 +392,13 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         if query.shape[1] is None:
             raise invalid_argument(
                 "query",
-                "a static sequence length (sparse kernels build their tables for one length); give the model "
-                "a fixed-length input, e.g. keras.Input(shape=(1024, dim)), or, with keras-hub models, pad every "
-                "batch to one length (a preprocessor's sequence_length); a traced function that saw several "
-                "lengths relaxes them to None",
+                "a static sequence length (sparse kernels build their tables for one length). Give the model a "
+                "fixed-length input, e.g. keras.Input(shape=(1024, dim)), or pad every batch to one length (a "
+                "keras-hub preprocessor's sequence_length). Keras's predict, fit and evaluate each trace one "
+                "tf.function with reduce_retracing=True, so after a call at one length a call at another is traced "
+                "with the length None: for several lengths call the model directly (`model(x)`), or set "
+                "`model.predict_function = None` (`train_function`, `test_function` for fit, evaluate) before "
+                "each new length, or use one model per length",
                 f"query.shape={tuple(query.shape)}",
             )
         if key.shape[1] != value.shape[1]:
