@@ -103,8 +103,10 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
               then `"segment"`;
             - `"blocked"`: gathered blocks, TFLite builtins only;
             - `"sparse"`: `tf.sparse` ops, O(nnz) memory; not exportable (`keras_sparse.exportable` swaps it)
-              and not compiled by XLA (the layer's `supports_jit` is False, so Keras's `jit_compile="auto"`
-              leaves XLA off; under `jit_compile=True` the call raises a ValueError naming `"segment"`);
+              and not compiled by XLA. The layer's `supports_jit` is False, so Keras keeps XLA off for the
+              model: `compile(jit_compile="auto")` silently, `compile(jit_compile=True)` with Keras's warning
+              "Model doesn't support `jit_compile=True`. Proceeding with `jit_compile=False`." Called inside
+              your own `tf.function(jit_compile=True)`, the layer raises a ValueError naming `"segment"`;
             - `"segment"`: the numbers of `"sparse"` with gathers and segment sums, builtins only;
             - `"dense"`: every score computed then masked (a reference for tests).
         max_query_blocks: optional int, the blocked kernel's most query blocks computed in one step. Smaller
