@@ -8,6 +8,7 @@ import keras
 
 from keras_sparse.layers import SparseMultiHeadAttention
 from keras_sparse.patterns import Dense, Intersection, Pattern, SlidingWindow, Union
+from keras_sparse.rewrites.layer_tree import walk
 from keras_sparse.validation import optional_positive_int
 
 PATTERN_WIDTH = 56
@@ -19,7 +20,9 @@ class AttentionRow:
     """One attention layer.
 
     Attributes:
-        layer: the layer's path ("bert_backbone/transformer_layer_0/self_attention_layer" when nested).
+        layer: the layer's path below the model, its sublayer names joined by "/"
+            ("transformer_layer_0/self_attention_layer" in a keras-hub backbone): unique in the model, and the
+            same after a `.keras` save and load (the model's own name when it is the attention layer).
         attention: the layer's class name.
         pattern: the pattern it computes, as its arguments; "Dense()" for Keras's layer (with
             "sliding_window=w" when it sets one: Keras applies it as a dense band mask).
@@ -122,7 +125,7 @@ def _built_seq_len(layer: keras.layers.MultiHeadAttention) -> int | None:
     return None if query_shape is None else query_shape[1]
 
 
-def _row(layer: keras.layers.MultiHeadAttention, seq_len: int | None) -> AttentionRow:
+def _row(path: str, layer: keras.layers.MultiHeadAttention, seq_len: int | None) -> AttentionRow:
     seq_len = _built_seq_len(layer) or seq_len
     if isinstance(layer, SparseMultiHeadAttention):
         pattern, shown = layer.effective_pattern, pattern_arguments(layer.pattern)
@@ -135,10 +138,10 @@ def _row(layer: keras.layers.MultiHeadAttention, seq_len: int | None) -> Attenti
         shown = "Dense()" if window is None else f"Dense(), sliding_window={window}"
         kernel = "dense"
     if seq_len is None or pattern.dynamic:
-        return AttentionRow(layer.path, type(layer).__name__, shown, kernel, seq_len, None, None)
+        return AttentionRow(path, type(layer).__name__, shown, kernel, seq_len, None, None)
     described = pattern.describe(seq_len)
     flop_ratio = 1.0 if kernel == "dense" else described["flop_ratio"]
-    return AttentionRow(layer.path, type(layer).__name__, shown, kernel, seq_len, described["density"], flop_ratio)
+    return AttentionRow(path, type(layer).__name__, shown, kernel, seq_len, described["density"], flop_ratio)
 
 
 def summary(model: keras.layers.Layer, seq_len: int | None = None) -> AttentionSummary:
@@ -175,6 +178,8 @@ def summary(model: keras.layers.Layer, seq_len: int | None = None) -> AttentionS
             f"Received an invalid value for argument `model`, expected a Keras model or layer. Received: {model!r}"
         )
     seq_len = optional_positive_int("seq_len", seq_len)
-    layers = model._flatten_layers(include_self=True)
-    rows = tuple(_row(layer, seq_len) for layer in layers if isinstance(layer, keras.layers.MultiHeadAttention))
+    layers = [(model.name, model)] + [(path, layer) for path, _, layer in walk(model)]
+    rows = tuple(
+        _row(path, layer, seq_len) for path, layer in layers if isinstance(layer, keras.layers.MultiHeadAttention)
+    )
     return AttentionSummary(model.name, rows)

@@ -98,3 +98,20 @@ def test_a_model_without_attention_and_bad_arguments():
     with pytest.raises(ValueError, match="`seq_len`, expected None or a positive integer. Received: seq_len=0"):
         ks.summary(mixed_model(), seq_len=0)
     assert str(ks.summary(mixed_model(), seq_len=np.int64(64))) == str(ks.summary(mixed_model(), seq_len=64))
+
+
+@pytest.mark.parametrize("name", ["Bert", "GPT2", "Bart"])
+def test_sparsified_keras_hub_rows_have_unique_paths_that_survive_saving(name, tmp_path):
+    from tests.rewrites import hub_models
+
+    sparse = ks.sparsify(hub_models.backbone(name), ks.patterns.SlidingWindow(window_size=8))
+    paths = [row.layer for row in ks.summary(sparse).rows]
+    layers = {"Bert": ["transformer_layer_{}/self_attention_layer"], "GPT2": ["transformer_layer_{}/self_attention"]}
+    expected = [p.format(i) for i in range(2) for p in layers.get(name, [])] or [
+        *(f"transformer_encoder_layer_{i}/self_attention_layer" for i in range(2)),
+        *(f"transformer_decoder_layer_{i}/{a}" for i in range(2) for a in ("self_attention", "cross_attention")),
+    ]
+    assert paths == expected
+    sparse.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert [row.layer for row in ks.summary(loaded).rows] == paths

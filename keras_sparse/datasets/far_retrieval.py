@@ -11,7 +11,7 @@ import numpy as np
 
 from keras_sparse.datasets.listops import DIGITS, TaskData, task_data
 from keras_sparse.datasets.vocabulary import Vocabulary
-from keras_sparse.validation import integer, non_negative_int
+from keras_sparse.validation import integer, non_negative_int, positive_int
 
 MARK = "#"
 FILLER = tuple("abcdefghij")
@@ -24,7 +24,7 @@ def far_retrieval(num_examples: int, seq_len: int = 1024, seed: int = 0) -> Task
     Digits appear nowhere else, and labels are balanced over 0-9.
 
     Args:
-        num_examples: how many (0 or more).
+        num_examples: how many (1 or more; 0 raises a ValueError rather than return an empty task).
         seq_len: tokens per example, `<cls>` included (at least 32).
         seed: the same seed gives the same examples.
 
@@ -34,7 +34,7 @@ def far_retrieval(num_examples: int, seq_len: int = 1024, seed: int = 0) -> Task
     >>> data.inputs.shape, data.num_classes, data.labels.tolist()
     ((3, 32), 10, [0, 1, 2])
     """
-    num_examples = non_negative_int("num_examples", num_examples)
+    num_examples = positive_int("num_examples", num_examples)
     seq_len = integer("seq_len", seq_len, at_least=32)
     rng = np.random.default_rng(non_negative_int("seed", seed))
     body = seq_len - 1  # after <cls>

@@ -178,7 +178,7 @@ def listops(
     """Generates ListOps examples as `<cls>` + expression tokens, padded to `max_length`.
 
     Args:
-        num_examples: how many (0 or more).
+        num_examples: how many (1 or more; 0 raises a ValueError rather than return an empty task).
         max_length: the sequence length (tokens per example, `<cls>` included).
         seed: the same seed gives the same examples.
         min_length: shortest expression kept (default `max_length // 4`); expressions have at most
@@ -198,7 +198,7 @@ def listops(
     >>> data.inputs.shape, data.labels.tolist() == [evaluate(t) for t in data.texts]
     ((4, 64), True)
     """
-    num_examples = non_negative_int("num_examples", num_examples)
+    num_examples = positive_int("num_examples", num_examples)
     max_length = integer("max_length", max_length, at_least=2)
     seed = non_negative_int("seed", seed)
     min_length = max_length // 4 if min_length is None else integer("min_length", min_length)

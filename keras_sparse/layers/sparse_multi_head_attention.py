@@ -105,8 +105,10 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
               then `"segment"`;
             - `"blocked"`: gathered blocks, TFLite builtins only;
             - `"sparse"`: `tf.sparse` ops, O(nnz) memory; not exportable (`keras_sparse.exportable` swaps it)
-              and not compiled by XLA (the layer's `supports_jit` is False, so Keras's `jit_compile="auto"`
-              leaves XLA off; under `jit_compile=True` the call raises a ValueError naming `"segment"`);
+              and not compiled by XLA. The layer's `supports_jit` is False, so Keras keeps XLA off for the
+              model: `compile(jit_compile="auto")` silently, `compile(jit_compile=True)` with Keras's warning
+              "Model doesn't support `jit_compile=True`. Proceeding with `jit_compile=False`." Called inside
+              your own `tf.function(jit_compile=True)`, the layer raises a ValueError naming `"segment"`;
             - `"segment"`: the numbers of `"sparse"` with gathers and segment sums, builtins only;
             - `"dense"`: every score computed then masked (a reference for tests).
         max_query_blocks: optional int, the blocked kernel's most query blocks computed in one step. Smaller
@@ -394,10 +396,13 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         if query.shape[1] is None:
             raise invalid_argument(
                 "query",
-                "a static sequence length (sparse kernels build their tables for one length); give the model "
-                "a fixed-length input, e.g. keras.Input(shape=(1024, dim)), or, with keras-hub models, pad every "
-                "batch to one length (a preprocessor's sequence_length); a traced function that saw several "
-                "lengths relaxes them to None",
+                "a static sequence length (sparse kernels build their tables for one length). Give the model a "
+                "fixed-length input, e.g. keras.Input(shape=(1024, dim)), or pad every batch to one length (a "
+                "keras-hub preprocessor's sequence_length). Keras's predict, fit and evaluate each trace one "
+                "tf.function with reduce_retracing=True, so after a call at one length a call at another is traced "
+                "with the length None: for several lengths call the model directly (`model(x)`), or set "
+                "`model.predict_function = None` (`train_function`, `test_function` for fit, evaluate) before "
+                "each new length, or use one model per length",
                 f"query.shape={tuple(query.shape)}",
             )
         if key.shape[1] != value.shape[1]:

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from keras_sparse.patterns.pattern import Pattern, num_blocks_for, register
-from keras_sparse.validation import positive_int
+from keras_sparse.validation import invalid_argument, positive_int
 
 
 @register
@@ -16,8 +16,13 @@ class Learned(Pattern):
     """Query i attends key j iff `layout[i // block_size, j // block_size]` (per head with a 3-D layout).
 
     Args:
-        layout: bool array `(num_blocks, num_blocks)`, or `(num_heads, num_blocks, num_blocks)` for a
-            per-head pattern. Sequences must need exactly `num_blocks` blocks.
+        layout: array `(num_blocks, num_blocks)`, or `(num_heads, num_blocks, num_blocks)` for a
+            per-head pattern, of bools or of the numbers 0 and 1; at least one block kept per head.
+            Sequences must need exactly `num_blocks` blocks.
+
+    Raises:
+        ValueError: naming `layout` if it is not square, holds other values (NaN, 2, strings), or keeps
+            no block for some head (attention over no keys is undefined).
         block_size: int. Tokens per block.
 
     Example:
@@ -32,15 +37,10 @@ class Learned(Pattern):
     num_heads: int | None = dataclasses.field(default=None, init=False)
 
     def __init__(self, layout, block_size: int):
-        array = np.asarray(layout)
-        if array.ndim not in (2, 3) or array.shape[-1] != array.shape[-2] or array.shape[-1] == 0:
-            raise ValueError(
-                "Received an invalid value for argument `layout`, expected a square bool array (num_blocks, "
-                f"num_blocks) or (num_heads, num_blocks, num_blocks). Received: layout.shape={array.shape}"
-            )
-        object.__setattr__(self, "layout_blocks", _to_tuples(array.astype(bool)))
+        blocks = _layout_blocks(layout)
+        object.__setattr__(self, "layout_blocks", _to_tuples(blocks))
         object.__setattr__(self, "block_size", positive_int("block_size", block_size))
-        object.__setattr__(self, "num_heads", array.shape[0] if array.ndim == 3 else None)
+        object.__setattr__(self, "num_heads", blocks.shape[0] if blocks.ndim == 3 else None)
 
     def __repr__(self):
         blocks = self.blocks
@@ -74,6 +74,37 @@ class Learned(Pattern):
 
     def get_config(self):
         return {"layout": self.blocks.tolist(), "block_size": self.block_size}
+
+
+def _layout_blocks(layout) -> np.ndarray:
+    """`layout` as a bool array if it is a square (or per-head square) array of bools or 0/1 numbers."""
+    try:
+        array = np.asarray(layout)
+    except ValueError:  # ragged nested lists
+        array = np.asarray(layout, dtype=object)
+    if array.ndim not in (2, 3) or array.shape[-1] != array.shape[-2] or array.shape[-1] == 0:
+        raise invalid_argument(
+            "layout",
+            "a square array (num_blocks, num_blocks) or (num_heads, num_blocks, num_blocks)",
+            f"layout.shape={array.shape}",
+        )
+    if array.dtype != bool:
+        numeric = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+        if not numeric or not np.isin(array, (0, 1)).all():
+            received = f"layout holding {np.unique(array[~np.isin(array, (0, 1))])}" if numeric else None
+            raise invalid_argument(
+                "layout",
+                "bools or the numbers 0 and 1 (True or 1 keeps a block)",
+                received or f"layout.dtype={array.dtype}",
+            )
+    blocks = array.astype(bool)
+    empty = [int(h) for h in np.flatnonzero(~blocks.reshape(-1, blocks.shape[-1] ** 2).any(axis=1))]
+    if empty:
+        where = "" if blocks.ndim == 2 else f" for heads {empty}"
+        raise invalid_argument(
+            "layout", "at least one kept block per head (attention over no keys is undefined)", f"all False{where}"
+        )
+    return blocks
 
 
 def _to_tuples(array: np.ndarray):

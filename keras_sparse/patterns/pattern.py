@@ -19,6 +19,11 @@ from keras_sparse.validation import positive_int
 DEFAULT_BLOCK_SIZE = 64
 """Block size used by patterns that do not fix one themselves (token-level patterns)."""
 
+RECTANGULAR_PATTERNS = (
+    "Dense, SlidingWindow, BlockLocal (without wrap), Fixed, Strided, DistanceDecay or their combinations"
+)
+"""The patterns with a rectangular form (`Pattern.rectangular_mask`): the ones cross-attention can use."""
+
 _SERIALIZATION_PACKAGE = "keras_sparse"
 
 
@@ -159,8 +164,7 @@ class Pattern:
             raise ValueError(
                 f"{self!r} has no rectangular form: which keys it allows depends on the sequence length, so it "
                 "cannot relate queries and keys of different lengths (cross-attention). Use a length-independent "
-                "pattern there: Dense, SlidingWindow, BlockLocal, Fixed, Strided, DistanceDecay or their "
-                "combinations."
+                f"pattern there: {RECTANGULAR_PATTERNS}."
             )
         self.check_fits(length)
 
@@ -234,10 +238,19 @@ class Pattern:
         >>> import keras_sparse as ks
         >>> ks.patterns.BlockLocal(block_size=4).describe(16)
         {'seq_len': 16, 'nnz': 64, 'density': 0.25, 'flop_ratio': 4.0}
+
+        Raises:
+            ValueError: naming `seq_len` if the pattern allows no pair at that length (an `Intersection` of
+                disjoint patterns): attention over no keys is undefined, and so is the FLOP ratio.
         """
         seq_len = positive_int("seq_len", seq_len)
         mask = self.mask(seq_len)
         nnz = int(mask.sum()) // (self.num_heads or 1)
+        if nnz == 0:
+            raise ValueError(
+                f"Received an invalid value for argument `seq_len`: {self!r} allows no (query, key) pair at "
+                f"seq_len={seq_len}, so attention is undefined. Combine patterns that share pairs."
+            )
         return {"seq_len": seq_len, "nnz": nnz, "density": nnz / seq_len**2, "flop_ratio": seq_len**2 / nnz}
 
     def density(self, seq_len: int) -> float:

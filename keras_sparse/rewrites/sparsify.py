@@ -8,6 +8,7 @@ import keras
 
 from keras_sparse.layers import SparseMultiHeadAttention
 from keras_sparse.patterns import Pattern
+from keras_sparse.patterns.pattern import RECTANGULAR_PATTERNS
 from keras_sparse.rewrites.attention_sites import AttentionSite, attention_sites
 from keras_sparse.rewrites.layer_tree import sublayers
 from keras_sparse.rewrites.rewrite_layers import check_rewritable, copy_with_replacements
@@ -52,8 +53,9 @@ def sparsify(
         The sparse copy.
 
     Raises:
-        ValueError: if `model` cannot be copied, a pattern is not a Pattern, or no attention layer could be
-            made sparse (the message names the ones found and why each was left).
+        ValueError: if `model` cannot be copied, a pattern is not a Pattern, `cross_attention_pattern` has no
+            rectangular form (BigBird, RandomKeys, Learned, LSH), or no attention layer could be made sparse
+            (the message names the ones found and why each was left).
 
     Example:
 
@@ -70,6 +72,13 @@ def sparsify(
                 f"Received an invalid value for argument `{name}`, expected a keras_sparse.patterns.Pattern. "
                 f"Received: {name}={value!r}"
             )
+    if cross_attention_pattern is not None and not cross_attention_pattern.length_independent:
+        raise ValueError(
+            f"Received an invalid value for argument `cross_attention_pattern`: {cross_attention_pattern!r} has no "
+            "rectangular form (which keys it allows depends on the sequence length), so it cannot relate a "
+            "decoder's queries to encoder keys of another length. Use a length-independent pattern: "
+            f"{RECTANGULAR_PATTERNS}."
+        )
     check_rewritable(model)
     sites = attention_sites(model)
     chosen = [s for s in sites if s.unsupported is None and (not s.cross or cross_attention_pattern is not None)]

@@ -1,5 +1,6 @@
 """Bad input gets a ValueError naming the argument and the fix."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -57,6 +58,20 @@ def test_unknown_sequence_length_names_the_fix():
     traced = tf.function(lambda q: attention(q, q), input_signature=[tf.TensorSpec((None, None, 6), tf.float32)])
     with pytest.raises(ValueError, match="static sequence length.*keras.Input"):
         traced(x(1, 40, 6))
+
+
+def test_predict_at_a_second_length_names_what_happened_and_resetting_the_predict_function_works():
+    inputs = keras.Input((None, 6))
+    model = keras.Model(
+        inputs, layer(pattern=ks.patterns.BigBird(16, num_global_blocks=1, num_random_blocks=1))(inputs, inputs)
+    )
+    rng = np.random.default_rng(0)
+    short, long = (rng.normal(size=(2, length, 6)).astype("float32") for length in (64, 96))
+    model.predict(short, verbose=0)
+    with pytest.raises(ValueError, match="reduce_retracing=True.*`model.predict_function = None`"):
+        model.predict(long, verbose=0)
+    model.predict_function = None  # the fix the message names: a new traced function, at the new length
+    np.testing.assert_array_equal(model.predict(long, verbose=0), model(long))
 
 
 @pytest.mark.parametrize(

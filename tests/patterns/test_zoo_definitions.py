@@ -134,3 +134,11 @@ def test_plot_writes_a_png_with_one_panel_per_head(tmp_path):
     figure = ks.patterns.Strided(4, heads="split").for_heads(2).plot(32, tmp_path / "strided.png")
     assert (tmp_path / "strided.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(figure.axes) == 2
+
+
+def test_learned_layout_of_zeros_and_ones_equals_the_bool_layout():
+    layout = np.array([[1, 0], [1, 1]])
+    for numbers in (layout, layout.astype(np.float32)):
+        pattern = ks.patterns.Learned(numbers, block_size=4)
+        np.testing.assert_array_equal(pattern.mask(8), ks.patterns.Learned(layout == 1, block_size=4).mask(8))
+    assert "75% kept" in repr(pattern)

@@ -146,6 +146,9 @@ def test_sparsify_errors_name_the_argument():
         ks.sparsify(nested_model(), "sliding")
     with pytest.raises(ValueError, match="`cross_attention_pattern`"):
         ks.sparsify(nested_model(), PATTERN, cross_attention_pattern="dense")
+    for length_dependent in (ks.patterns.BigBird(block_size=16), ks.patterns.RandomKeys(4), ks.patterns.LSH(4)):
+        with pytest.raises(ValueError, match="`cross_attention_pattern`.*no rectangular form.*Dense, SlidingWindow"):
+            ks.sparsify(nested_model(), PATTERN, cross_attention_pattern=length_dependent)
     with pytest.raises(ValueError, match="no attention layer"):
         ks.sparsify(keras.Sequential([keras.Input((LENGTH, WIDTH)), keras.layers.Dense(8)]), PATTERN)
     with pytest.raises(ValueError, match="`implementation`"):
