@@ -29,7 +29,7 @@ DIRECT = {
     "models": {"layers"},
     "rewrites": {"layers", "model_rebuilding"},
     "pruning": {"rewrites", "model_rebuilding", "optional_keras_hub"},
-    "attention_summary": {"layers"},
+    "attention_summary": {"layers", "rewrites"},
     "positions": {"layers", "model_rebuilding", "optional_keras_hub"},
     "datasets": {"files", "validation"},
 }

@@ -10,6 +10,7 @@ from keras_sparse.layers import SparseMultiHeadAttention
 from keras_sparse.pruning.attention_blocks import learned_sparsity, split_learned
 from keras_sparse.pruning.masks import PruningMask, mask_chain
 from keras_sparse.pruning.sites import masks_of, model_layers, variables_of
+from keras_sparse.rewrites.layer_tree import walk
 
 STRUCTURAL = ("heads", "neurons", "attention_blocks")
 """Structures `finalize` removes physically; `n:m` and `blocks` leave zeros for TFLite's sparse weight encoding."""
@@ -57,6 +58,7 @@ def _kept_and_covered(layer, masks: list[PruningMask]) -> tuple[int, int]:
 def pruning_rows(model) -> list[LayerPruning]:
     """One `LayerPruning` per pruned (layer, structure) of `model`, nested layers included."""
     rows = []
+    paths = {id(layer): path for path, _, layer in walk(model)}
     for layer in model_layers(model):
         total = sum(int(np.prod(v.shape)) for v in layer.weights)
         by_structure = {}
@@ -69,10 +71,11 @@ def pruning_rows(model) -> list[LayerPruning]:
             else:
                 sparsity = 1.0 - kept / max(covered, 1)
             flops_kept = 1.0 - sparsity if structure in STRUCTURAL else 1.0
-            rows.append(LayerPruning(layer.path, structure, float(sparsity), total - covered + kept, total, flops_kept))
+            kept_parameters = total - covered + kept
+            rows.append(LayerPruning(paths[id(layer)], structure, float(sparsity), kept_parameters, total, flops_kept))
         if isinstance(layer, SparseMultiHeadAttention) and split_learned(layer.pattern)[1] is not None:
             sparsity = learned_sparsity(layer)
-            rows.append(LayerPruning(layer.path, "attention_blocks", sparsity, total, total, 1.0 - sparsity))
+            rows.append(LayerPruning(paths[id(layer)], "attention_blocks", sparsity, total, total, 1.0 - sparsity))
     return rows
 
 

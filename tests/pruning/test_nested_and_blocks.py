@@ -200,3 +200,20 @@ def test_custom_layers_are_pruned_and_named_by_finalize():
     neurons.set_kept(pair, np.arange(8) < 4)
     with pytest.warns(UserWarning, match="cannot rebuild CustomBlock 'block' smaller"):
         ks.pruning.finalize(model)
+
+
+def test_report_rows_name_each_nested_layer_by_its_own_path():
+    """Two nested models each holding a layer named "hidden": Keras's `layer.path` is "hidden" for both."""
+
+    def block(name):
+        x = keras.Input((SEQ_LEN, DIM))
+        hidden = keras.layers.Dense(32, activation="relu", name="hidden")(x)
+        return keras.Model(x, keras.layers.Dense(DIM, name="project")(hidden), name=name)
+
+    x = keras.Input((SEQ_LEN, DIM))
+    model = regression_model(x, block("second")(block("first")(x)))
+    structure = ks.pruning.Neurons()
+    for target in structure.targets(model, lambda layer: True):
+        structure.prune(target, 0.5)
+    paths = [row.layer for row in ks.pruning.pruning_rows(model)]
+    assert sorted(paths) == ["first/hidden", "second/hidden"]
