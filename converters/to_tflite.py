@@ -15,6 +15,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 import keras_sparse as ks
 from converters.errors import ConversionError, explain_conversion_failure, explain_runtime_failure
+from converters.float32_copy import PRECISION_TOLERANCE, float32_copy, float32_global_policy, low_precision
 from converters.litert import run_once
 from converters.model_inputs import ModelInput, as_samples, model_inputs, pack
 from converters.quantization import MODES, Mode
@@ -122,7 +123,10 @@ def to_tflite(
     `CenteredLayerNormalization` (`keras_sparse.centered_layer_norms`). The rewritten copy must give the
     model's outputs within float32 rounding (`verification.REWRITE_TOLERANCE`, relative), else
     ConversionError. The file is then compared with `model` itself, as passed, on `verification_data`, and
-    written (atomically) only if every output is finite and within the mode's tolerance.
+    written (atomically) only if every output is finite and within the mode's tolerance. A model whose layers
+    compute in float16 or bfloat16 (Keras mixed precision) is converted as a float32 copy holding its weights
+    (`converters.float32_copy`), verified against the model itself within the mode's bound or that dtype's
+    rounding (`PRECISION_TOLERANCE`), whichever is looser.
 
     Args:
         model: a functional or Sequential Keras model (keras-hub backbones and tasks are).
@@ -253,17 +257,25 @@ def convert_verified(
     original = _traced(model, inputs)
     expected = _outputs(original, verification, "verification_data" if verification_data is not None else None)
     check_finite(expected, "The Keras model")
-    export, rewrites = _export_copy(model, quantization, max_query_blocks, selective)
+    precision = low_precision(model)  # mixed precision: float16 ops have no builtin kernels, so convert in float32
+    with float32_global_policy():
+        source = float32_copy(model) if precision else model
+        export, rewrites = _export_copy(source, quantization, max_query_blocks, selective)
+    if precision:
+        rewrites.insert(0, f"a float32 copy of the {precision} model")
+        max_relative_error = max(max_relative_error, PRECISION_TOLERANCE[precision])
+        min_argmax_agreement = min(min_argmax_agreement, MODES["float16"].min_argmax_agreement)
     function, rewrite_error = original, None
     if rewrites:
         function = _traced(export, inputs)
         rewrite_error = compare(_outputs(function, verification), expected).max_relative_error
-        if not rewrite_error <= REWRITE_TOLERANCE:
+        tolerance = PRECISION_TOLERANCE[precision] if precision else REWRITE_TOLERANCE
+        if not rewrite_error <= tolerance:
             raise ConversionError(
                 f"Rewriting the model for export ({', '.join(rewrites)}) changed its outputs by {rewrite_error:.3g} "
-                f"(relative; float32 rounding stays under {REWRITE_TOLERANCE:g}) on {len(verification)} inputs, so "
-                "the file would not compute this model; nothing was written. A layer the rewrite copies without "
-                "its pattern or weights does this: please report it with the model's layers."
+                f"(relative; {precision or 'float32'} rounding stays under {tolerance:g}) on {len(verification)} "
+                "inputs, so the file would not compute this model; nothing was written. A layer the rewrite copies "
+                "without its pattern or weights does this: please report it with the model's layers."
             )
     options = dict(float_inputs=float_inputs, float_outputs=float_outputs, selective=selective)
     flatbuffer = _convert(function, export, mode, representative, sparse_weights, **options)
