@@ -55,7 +55,8 @@ class MicroBundle:
         return (
             f"{self.folder}: {', '.join(self.files)}\n  ops: {', '.join(self.ops)}\n"
             f"  arena: {self.measured_arena_bytes} bytes measured, kTensorArenaSize = {self.arena_bytes}\n"
-            f"  TFLite Micro vs Keras: max relative error {self.micro_max_relative_error:.2e}; vs LiteRT: at most "
+            f"  TFLite Micro vs Keras on the first {min(MICRO_SAMPLES, self.tflite.samples)} of those inputs: max "
+            f"relative error {self.micro_max_relative_error:.2e}; vs LiteRT: at most "
             f"{self.max_quantization_steps} quantization step(s) apart\n" + self.tflite.report()
         )
 
