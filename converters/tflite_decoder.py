@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from converters.converter_logs import quiet_converter
 from converters.errors import explain_runtime_failure
 from converters.float32_copy import low_precision
 from converters.quantization import MODES, OpsSet
@@ -243,7 +244,8 @@ def _convert(module: _Signatures, mode, representative_dataset) -> bytes:
         mode.configure(converter, representative_dataset, False, float_inputs=False, float_outputs=True)
         if mode.name == "int8":  # SIN, the position arithmetic and the cache copies have no int8 kernels
             converter.target_spec.supported_ops = [OpsSet.TFLITE_BUILTINS_INT8, OpsSet.TFLITE_BUILTINS]
-        return converter.convert()
+        with quiet_converter():
+            return converter.convert()
 
 
 def to_tflite_decoder(

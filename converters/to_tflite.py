@@ -14,6 +14,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import keras_sparse as ks
+from converters.converter_logs import quiet_converter
 from converters.errors import ConversionError, explain_conversion_failure, explain_runtime_failure
 from converters.float32_copy import PRECISION_TOLERANCE, float32_copy, float32_global_policy, low_precision
 from converters.litert import run_once
@@ -409,12 +410,14 @@ def _convert(
 ) -> bytes:
     # Not from_concrete_functions([...], model): with the model as trackable object, files were seen to keep
     # uninitialised variables and return garbage (FACTS.md); verification below would catch it.
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+    with quiet_converter():  # absl's warning that a trackable_obj is missing
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
     mode.configure(converter, lambda: _with_progress(representative), sparse_weights, float_inputs, float_outputs)
     try:
-        if selective:
-            return quantize_selectively(converter)
-        return converter.convert()
+        with quiet_converter():
+            if selective:
+                return quantize_selectively(converter)
+            return converter.convert()
     except Exception as error:  # the converter raises ConverterError and others, with the op list in the text
         graph_nodes = {}
         for node in function.graph.get_operations():
@@ -437,8 +440,9 @@ def _verify(
 ) -> tuple[tuple[str, ...], Comparison, float]:
     """Runs the file in LiteRT on every sample and compares it with the Keras model's outputs."""
     try:
-        interpreter = Interpreter(model_content=flatbuffer, num_threads=2)
-        interpreter.allocate_tensors()
+        with quiet_converter():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate"
+            interpreter = Interpreter(model_content=flatbuffer, num_threads=2)
+            interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
         hint = XNNPACK_HINT if "XNNPack" in str(error) else ""
         raise explain_runtime_failure(str(error), "LiteRT", hint) from None
