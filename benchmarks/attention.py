@@ -6,7 +6,9 @@ reports medians of repeats, FLOPs, and speed-up over dense in the same run.
 
     .venv/bin/python benchmarks/attention.py                     # the table in docs/benchmarks.md
     .venv/bin/python benchmarks/attention.py --lengths 1024 4096 --dims 128
-    .venv/bin/python benchmarks/attention.py --zoo                # one row per pattern kind at L=4096, 8192
+    .venv/bin/python benchmarks/attention.py --zoo --dims 128 768  # one row per pattern kind at L=4096, 8192
+    .venv/bin/python benchmarks/attention.py --bert               # d_model 768, 12 heads: window+global, BigBird
+    .venv/bin/python benchmarks/attention.py --memory             # a 2-layer encoder at L=16384 and 65536
 
 FLOPs count the four projections and the two attention matmuls (2 FLOPs per multiply-add); the
 FLOP ratio is dense FLOPs over the FLOPs of the pattern's allowed scores, so a kernel's
@@ -19,11 +21,14 @@ import argparse
 import json
 import os
 import resource
+import statistics
+import time
 
 from common import median_ms
 from common import run_case as run_isolated_case
 
-NUM_HEADS = 4
+HEAD_DIM = 64
+"""Above d_model 256, heads of 64 as BERT's (d_model 768: 12 heads); below, 4 heads."""
 BLOCK_SIZE = 64
 KERAS_WINDOW = 96  # Keras's sliding_window=96: |i - j| < 96, the band of 3 blocks of 64 on average
 CASES = ("keras_dense", "keras_sliding_window", "blocked", "sparse", "segment")
@@ -31,6 +36,10 @@ TOKEN_KERNELS = ("sparse", "segment")
 TOKEN_KERNEL_MAX_SIZE = 4096 * 128
 """Token-level kernels gather one key row per allowed pair: forward+backward peaked at 13 GB for L x d_model =
 4096 x 128 and 23 GB (of 24) for 4096 x 256, so larger cases are skipped."""
+
+
+def num_heads(d_model: int) -> int:
+    return 4 if d_model <= 256 else d_model // HEAD_DIM
 
 
 def pattern():
@@ -45,6 +54,7 @@ def zoo() -> dict:
 
     p = ks.patterns
     return {
+        "SlidingWindow(512, global 0)": p.SlidingWindow(512, global_tokens=(0,)),
         "SlidingWindow(256, global 0)": p.SlidingWindow(256, global_tokens=(0,)),
         "SlidingWindow(256, dilation 2)": p.SlidingWindow(256, dilation=2),
         "BlockLocal(64)": p.BlockLocal(64),
@@ -59,10 +69,12 @@ def zoo() -> dict:
     }
 
 
+BERT_CASES = ("keras_dense", "projections", "SlidingWindow(512, global 0)", "BigBird(64, 3/2/3)")
+
+
 def flops(seq_len: int, d_model: int, scores_per_head: int) -> int:
-    key_dim = d_model // NUM_HEADS
     projections = 4 * 2 * seq_len * d_model * d_model
-    return projections + NUM_HEADS * scores_per_head * 2 * 2 * key_dim
+    return projections + scores_per_head * 2 * 2 * d_model  # heads * key_dim = d_model
 
 
 def measure(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
@@ -73,10 +85,10 @@ def measure(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
 
     import keras_sparse as ks
 
-    kwargs = dict(num_heads=NUM_HEADS, key_dim=d_model // NUM_HEADS)
+    kwargs = dict(num_heads=num_heads(d_model), key_dim=d_model // num_heads(d_model))
     if case in zoo():
         layer = ks.layers.SparseMultiHeadAttention(pattern=zoo()[case], **kwargs)
-    elif case == "keras_dense":
+    elif case in ("keras_dense", "projections"):
         layer = keras.layers.MultiHeadAttention(**kwargs)
     elif case == "keras_sliding_window":
         layer = keras.layers.MultiHeadAttention(sliding_window=KERAS_WINDOW, **kwargs)
@@ -85,13 +97,18 @@ def measure(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
     x = tf.constant(np.random.default_rng(0).normal(size=(1, seq_len, d_model)).astype("float32"))
     layer(x, x)
 
-    forward = tf.function(lambda q: layer(q, q))
+    def call(q):
+        if case == "projections":  # the four projections alone, as the attention layer runs them
+            return [layer.query_dense(q), layer.key_dense(q), layer.output_dense(layer.value_dense(q))]
+        return layer(q, q)
+
+    forward = tf.function(call)
 
     @tf.function
     def forward_backward(q):
         with tf.GradientTape() as tape:
             tape.watch(q)
-            loss = tf.reduce_sum(layer(q, q))
+            loss = tf.add_n([tf.reduce_sum(t) for t in tf.nest.flatten(call(q))])
         return tape.gradient(loss, [q, *layer.trainable_weights])
 
     return {
@@ -101,14 +118,14 @@ def measure(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
     }
 
 
-def zoo_scores_per_head(name: str, seq_len: int) -> tuple[int, str]:
+def zoo_scores_per_head(name: str, seq_len: int, heads: int) -> tuple[int, str]:
     """Scores a zoo pattern allows per head, and the kernel `implementation="auto"` runs it on."""
     import keras_sparse as ks
 
-    chosen = zoo()[name].for_heads(NUM_HEADS)
+    chosen = zoo()[name].for_heads(heads)
     if chosen.dynamic:  # LSH: each round scores each query against its chunk and the previous one
         return chosen.num_hashes * seq_len * 2 * chosen.chunk_size, "lsh"
-    layer = ks.layers.SparseMultiHeadAttention(num_heads=NUM_HEADS, key_dim=8, pattern=chosen)
+    layer = ks.layers.SparseMultiHeadAttention(num_heads=heads, key_dim=8, pattern=chosen)
     return chosen.describe(seq_len)["nnz"], layer.kernel_name(seq_len)
 
 
@@ -127,26 +144,40 @@ def run_case(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
     return run_isolated_case(__file__, case, seq_len, d_model, repeats)
 
 
+DEFAULT_LENGTHS = [512, 1024, 2048, 4096, 8192]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lengths", type=int, nargs="+", default=[512, 1024, 2048, 4096, 8192])
+    parser.add_argument("--lengths", type=int, nargs="+", default=DEFAULT_LENGTHS)
     parser.add_argument("--dims", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--zoo", action="store_true", help="one row per pattern kind at L=4096 and 8192 instead")
+    parser.add_argument("--bert", action="store_true", help="d_model 768, 12 heads: window+global and BigBird")
+    parser.add_argument("--memory", action="store_true", help="peak RSS of a 2-layer encoder at L=16384, 65536")
     parser.add_argument("--only", default="", help="with --zoo: only patterns whose name contains this text")
     parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         case, seq_len, d_model, repeats = args.case
-        print(json.dumps(measure(case, int(seq_len), int(d_model), int(repeats))))
+        one = measure_encoder if case.startswith("encoder") else measure
+        print(json.dumps(one(case, int(seq_len), int(d_model), int(repeats))))
         return
     if args.zoo:
-        print_zoo_table(args.repeats, only=args.only)
+        lengths = args.lengths if args.lengths != DEFAULT_LENGTHS else [4096, 8192]
+        for d_model in args.dims:
+            print_zoo_table(args.repeats, d_model, lengths, only=args.only)
+        return
+    if args.bert:
+        print_bert_table(args.repeats, args.lengths if args.lengths != DEFAULT_LENGTHS else [4096, 8192])
+        return
+    if args.memory:
+        print_memory_table()
         return
 
     print(
-        f"batch 1, {NUM_HEADS} heads, BigBird block {BLOCK_SIZE} (3 window, 2 global, 3 random blocks); "
+        "batch 1, 4 heads, BigBird block {BLOCK_SIZE} (3 window, 2 global, 3 random blocks); "
         f"Keras sliding_window={KERAS_WINDOW}; median of {args.repeats} runs; TF graph mode on {os.cpu_count()} cores"
     )
     print()
@@ -187,17 +218,18 @@ def main():
 
 
 def print_zoo_table(repeats: int, d_model: int = 128, lengths=(4096, 8192), only: str = ""):
-    print(f"batch 1, {NUM_HEADS} heads, d_model {d_model}, implementation='auto'; median of {repeats} runs")
+    heads = num_heads(d_model)
+    print(f"batch 1, {heads} heads, d_model {d_model}, implementation='auto'; median of {repeats} runs")
     print()
     print(
         "| pattern | L | kernel | density | FLOP ratio | fwd ms | dense fwd ms | speed-up fwd | fwd+bwd ms | "
-        "speed-up fwd+bwd |"
+        "dense fwd+bwd ms | speed-up fwd+bwd | fwd / bwd efficiency |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for seq_len in lengths:
         dense = run_case("keras_dense", seq_len, d_model, repeats)
         for name in [name for name in zoo() if only in name]:
-            nnz, kernel = zoo_scores_per_head(name, seq_len)
+            nnz, kernel = zoo_scores_per_head(name, seq_len, heads)
             ratio = flops(seq_len, d_model, seq_len * seq_len) / flops(seq_len, d_model, nnz)
             prefix = f"| {name} | {seq_len} | {kernel} | {nnz / seq_len**2:.3f} | {ratio:.2f} |"
             if kernel in TOKEN_KERNELS and seq_len * d_model > TOKEN_KERNEL_MAX_SIZE:
@@ -205,14 +237,122 @@ def print_zoo_table(repeats: int, d_model: int = 128, lengths=(4096, 8192), only
                 continue
             row = run_case(name, seq_len, d_model, repeats)
             if "error" in row:
-                print(f"{prefix} failed: {row['error'][:70]} |||||")
+                print(f"{prefix} failed: {row['error'][:70]} |||||||")
                 continue
             fwd, both = row["forward_ms"], row["forward_backward_ms"]
+            up, up_both = dense["forward_ms"] / fwd, dense["forward_backward_ms"] / both
             print(
-                f"{prefix} {fwd:.1f} | {dense['forward_ms']:.1f} | {dense['forward_ms'] / fwd:.2f}x | "
-                f"{both:.1f} | {dense['forward_backward_ms'] / both:.2f}x |",
+                f"{prefix} {fwd:.1f} | {dense['forward_ms']:.1f} | {up:.2f}x | {both:.1f} | "
+                f"{dense['forward_backward_ms']:.1f} | {up_both:.2f}x | {up / ratio:.0%} / {up_both / ratio:.0%} |",
                 flush=True,
             )
+
+
+def print_bert_table(repeats: int, lengths):
+    """BERT-base attention (d_model 768, 12 heads of 64): speed-ups, and the attention alone net of the four
+    projections against the score-pair ratio (dense scores over the pattern's allowed ones)."""
+    d_model = 768
+    print(f"batch 1, d_model {d_model}, {num_heads(d_model)} heads, implementation='auto'; median of {repeats} runs")
+    print()
+    print(
+        "| L | case | fwd ms | fwd+bwd ms | speed-up fwd | speed-up fwd+bwd | score-pair ratio | "
+        "attention net of projections fwd | of the pair ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for seq_len in lengths:
+        rows = {case: run_case(case, seq_len, d_model, repeats) for case in BERT_CASES}
+        dense, projections = rows["keras_dense"], rows["projections"]
+        for case, row in rows.items():
+            if "error" in row:
+                print(f"| {seq_len} | {case} | failed: {row['error'][:70]} |||||||")
+                continue
+            cells = ["", "", "", "", ""]
+            if case in zoo() and "error" not in dense and "error" not in projections:
+                pair_ratio = seq_len**2 / zoo_scores_per_head(case, seq_len, num_heads(d_model))[0]
+                net = (dense["forward_ms"] - projections["forward_ms"]) / (
+                    row["forward_ms"] - projections["forward_ms"]
+                )
+                cells = [
+                    f"{dense['forward_ms'] / row['forward_ms']:.2f}x",
+                    f"{dense['forward_backward_ms'] / row['forward_backward_ms']:.2f}x",
+                    f"{pair_ratio:.2f}",
+                    f"{net:.2f}x",
+                    f"{net / pair_ratio:.0%}",
+                ]
+            print(
+                f"| {seq_len} | {case} | {row['forward_ms']:.1f} | {row['forward_backward_ms']:.1f} | "
+                + " | ".join(cells)
+                + " |",
+                flush=True,
+            )
+
+
+MEMORY_CASES = (
+    ("encoder_train", 16384, "SlidingWindow(256, global 0)"),
+    ("encoder_train", 16384, "BigBird(64, 3/2/3)"),
+    ("encoder_forward", 65536, "SlidingWindow(256, global 0)"),
+    ("encoder_forward", 65536, "BigBird(64, 3/2/3)"),
+)
+MEMORY_D_MODEL = 256
+
+
+def measure_encoder(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
+    """A 2-layer `SparseTransformerClassifier` (d_model 256, 4 heads, MLP 1024), batch 1: one training step
+    (`train_on_batch`) or one forward pass; `case` is "encoder_train:PATTERN" or "encoder_forward:PATTERN"."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import numpy as np
+
+    import keras_sparse as ks
+
+    mode, name = case.split(":", 1)
+    model = ks.models.SparseTransformerClassifier(
+        vocab_size=1000,
+        seq_len=seq_len,
+        num_layers=2,
+        hidden_dim=d_model,
+        num_heads=num_heads(d_model),
+        intermediate_dim=4 * d_model,
+        pattern=zoo()[name],
+        num_classes=2,
+    )
+    tokens = np.random.default_rng(0).integers(1, 1000, size=(1, seq_len)).astype("int32")
+    labels = np.zeros((1,), "int32")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    times = []
+    for _ in range(repeats + 1):  # the first call traces
+        start = time.perf_counter()
+        if mode == "encoder_train":
+            model.train_on_batch(tokens, labels)
+        else:
+            model.predict_on_batch(tokens)
+        times.append((time.perf_counter() - start) * 1e3)
+    return {
+        "step_ms": statistics.median(times[1:]),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def print_memory_table(repeats: int = 2):
+    print(
+        f"batch 1, 2-layer SparseTransformerClassifier, d_model {MEMORY_D_MODEL}, {num_heads(MEMORY_D_MODEL)} heads, "
+        f"MLP {4 * MEMORY_D_MODEL}; median of {repeats} steps after the first"
+    )
+    print()
+    print("| step | L | pattern | ms per step | peak RSS GiB | dense attention's scores alone, GiB |")
+    print("|---|---|---|---|---|---|")
+    for mode, seq_len, name in MEMORY_CASES:
+        row = run_case(f"{mode}:{name}", seq_len, MEMORY_D_MODEL, repeats)
+        # Keras's dense layer holds (heads, L, L) float32 scores and probabilities per layer; training keeps both
+        dense_gib = num_heads(MEMORY_D_MODEL) * seq_len**2 * 4 * (2 if mode == "encoder_train" else 1) / 2**30
+        step = "training step" if mode == "encoder_train" else "forward"
+        if "error" in row:
+            print(f"| {step} | {seq_len} | {name} | failed: {row['error'][:70]} || {dense_gib:.0f} |")
+            continue
+        print(
+            f"| {step} | {seq_len} | {name} | {row['step_ms']:.0f} | {row['peak_rss_mib'] / 1024:.1f} | "
+            f"{dense_gib:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -81,6 +81,9 @@ def run_case(script: str, *arguments) -> dict:
     """Runs `script --case ARGUMENTS...` in a fresh process: the JSON row it prints last, or `{"error": ...}`."""
     command = [sys.executable, script, "--case", *map(str, arguments)]
     result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode < 0:  # no Python error to show: its last stderr line would be a TensorFlow log line
+        name = signal.Signals(-result.returncode).name
+        return {"error": f"killed by {name}" + (", most likely out of memory" if name == "SIGKILL" else "")}
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -5,7 +5,8 @@
 - `sparse_attention` (plan from `plan_token_pairs`): `tf.sparse`, any pattern at O(nnz) memory; not exportable.
 - `segment_attention`: the same numbers as `sparse_attention` with builtins only, for export.
 - `dense_masked_attention`: every score computed, then masked; the reference for tests.
-- `lsh_attention`: Reformer's hashed attention, for the input-dependent `LSH` pattern.
+- `lsh_attention`: Reformer's hashed attention, for the input-dependent `LSH` pattern (`lsh_query_key` makes
+  its shared query and key).
 - `cached_rows_attention`: new queries at run-time positions against a key/value cache (decoding steps).
 - `ring_buffer_attention`: decoding steps of a causal window with sinks against a bounded ring-buffer cache.
 """
@@ -14,7 +15,7 @@ from keras_sparse.kernels.cached_rows import cached_rows_attention
 from keras_sparse.kernels.dense_masked import dense_masked_attention
 from keras_sparse.kernels.gather_plan import BlockGroup, GatherPlan, plan_gathered_blocks
 from keras_sparse.kernels.gathered_blocks import gathered_block_attention
-from keras_sparse.kernels.lsh import lsh_attention
+from keras_sparse.kernels.lsh import lsh_attention, lsh_query_key
 from keras_sparse.kernels.ring_buffer import (
     RingBufferLayout,
     ring_buffer_attention,
@@ -34,6 +35,7 @@ __all__ = [
     "dense_masked_attention",
     "gathered_block_attention",
     "lsh_attention",
+    "lsh_query_key",
     "plan_gathered_blocks",
     "plan_token_pairs",
     "ring_buffer_attention",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_sparse.kernels.masked_softmax import finite_scores, masked_scores
+from keras_sparse.kernels.masked_softmax import MASK_MARGIN, finite_scores, masked_scores
 
 
 def chunk_width(width: int, block_size: int) -> int:
@@ -67,6 +67,28 @@ def blockwise_softmax_attention(
     >>> bool(np.allclose(out, tf.nn.softmax(s) @ v, atol=1e-6))
     True
     """
+    output, _, probabilities = blockwise_part(scores, mask, values, chunk, dropout, None, return_probabilities)
+    return output, probabilities
+
+
+def blockwise_part(
+    scores: tf.Tensor,
+    mask: tf.Tensor | None,
+    values: tf.Tensor,
+    chunk: int,
+    dropout=None,
+    fill: tf.Tensor | None = None,
+    return_probabilities: bool = False,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
+    """`blockwise_softmax_attention` for one part of a row (`kernels.merged_softmax` merges the parts).
+
+    Arguments as `blockwise_softmax_attention`, but `values` may be `(B, H, 1, W, d)`, shared by every row
+    group; `fill`, optional `(B, H, R, b, 1)`, is the value masked scores take (the row's, shared by its
+    parts), instead of their own rows'.
+
+    Returns:
+        `(output (B, H, R, b, d), float32 log-normalizer (B, H, R, b, 1), probabilities or None)`.
+    """
     _, heads, rows, block, width = scores.shape
     chunks, value_dim = width // chunk, values.shape[-1]
     if chunks * chunk != width:
@@ -79,16 +101,22 @@ def blockwise_softmax_attention(
         scores = tf.cast(scores, tf.float32)
     keep = None if mask is None else tf.cast(mask, scores.dtype)
     if keep is not None:
-        scores = masked_scores(scores, keep)
+        minimum = None if fill is None else (lambda _: tf.cast(fill, scores.dtype) + MASK_MARGIN)
+        scores = masked_scores(scores, keep) if minimum is None else masked_scores(scores, keep, minimum)
     scores = tf.reshape(scores, (-1, heads * rows, block, chunks, chunk))
     log_mass = tf.reduce_max(scores, axis=-1) - tf.reduce_max(tf.nn.log_softmax(scores), axis=-1)
     across = tf.cast(tf.nn.softmax(log_mass), values.dtype)  # (B, H*R, b, chunks)
+    log_normalizer = tf.reduce_max(log_mass, axis=-1, keepdims=True) - tf.reduce_max(
+        tf.nn.log_softmax(log_mass), axis=-1, keepdims=True
+    )
     within = tf.nn.softmax(scores)
     if keep is not None:  # masked keys: exactly zero, as in `masked_softmax`
         within = tf.reshape(within, (-1, heads, rows, block, width)) * keep
         within = tf.reshape(within, (-1, heads * rows, block, chunks, chunk))
     within = tf.cast(within, values.dtype)
     kept = dropout(within) if dropout else within
+    if values.shape[2] != rows:
+        values = tf.broadcast_to(values, tf.concat([tf.shape(values)[:2], [rows, width, value_dim]], 0))
     values = tf.reshape(values, (-1, heads * rows, chunks, chunk, value_dim))
     per_chunk = tf.matmul(
         tf.transpose(kept, (0, 1, 3, 2, 4)), tf.transpose(values, (0, 1, 2, 4, 3)), transpose_b=True
@@ -99,7 +127,8 @@ def blockwise_softmax_attention(
         transpose_b=True,
     )
     output = tf.reshape(output, (-1, heads, rows, block, value_dim))
+    log_normalizer = tf.reshape(log_normalizer, (-1, heads, rows, block, 1))
     if not return_probabilities:
-        return output, None
+        return output, log_normalizer, None
     probabilities = within * across[..., None]
-    return output, tf.reshape(probabilities, (-1, heads, rows, block, width))
+    return output, log_normalizer, tf.reshape(probabilities, (-1, heads, rows, block, width))

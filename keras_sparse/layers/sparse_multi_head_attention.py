@@ -34,9 +34,11 @@ score (a gather of one key row per pair), the blocked kernel about 2.5 ns per co
 
 @functools.lru_cache(maxsize=64)
 def _gather_plan(
-    pattern: Pattern, seq_len: int, causal: bool, max_query_blocks: int | None = None
+    pattern: Pattern, seq_len: int, causal: bool, max_query_blocks: int | None = None, single_part: bool = False
 ) -> kernels.GatherPlan:
-    return kernels.plan_gathered_blocks(pattern, seq_len, causal=causal, max_query_blocks=max_query_blocks)
+    return kernels.plan_gathered_blocks(
+        pattern, seq_len, causal=causal, max_query_blocks=max_query_blocks, single_part=single_part
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -95,7 +97,9 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             `flash_attention` has no effect.
         pattern: a `keras_sparse.patterns.Pattern`. Defaults to `Dense()`. With the input-dependent `LSH`
             pattern the layer is Reformer attention: keys share the query projection (the key projection's
-            weights are kept but unused), and `attention_mask` / `return_attention_scores` are not available.
+            weights are kept but unused), the hashing rotations are one more, non-trainable weight
+            (`lsh_rotations`, `(num_heads, num_hashes, key_dim, buckets / 2)`, from `pattern.rotations`), and
+            `attention_mask` / `return_attention_scores` are not available.
         implementation: str, the kernel. One of
             - `"auto"` (default): `"blocked"`, unless blocks would compute over 32x the allowed scores,
               then `"segment"`;
@@ -277,6 +281,12 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
                 )
         self._built_seq_len = query_shape[1]
         super().build(query_shape, value_shape, key_shape)
+        if self._pattern.dynamic:
+            rotations = self._pattern.rotations(self._num_heads, self._key_dim)
+            self.lsh_rotations = self.add_weight(
+                name="lsh_rotations", shape=rotations.shape, initializer="zeros", trainable=False, autocast=False
+            )
+            self.lsh_rotations.assign(rotations)
 
     @property
     def built_seq_len(self) -> int | None:
@@ -573,7 +583,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             positions = ops.arange(query_len, dtype="int32") + ops.cast(query_start, "int32")
             if isinstance(self.effective_pattern, Dense) and use_causal_mask:  # every earlier key: nothing to plan
                 return self._attend_earlier_keys(query, key, value, positions, masks)
-            plan = _gather_plan(self.effective_pattern, key_len, use_causal_mask)
+            plan = _gather_plan(self.effective_pattern, key_len, use_causal_mask, single_part=True)
             return kernels.cached_rows_attention(query, key, value, plan, positions, **masks)
         mask, bias = self._rectangular_pattern(query_len, key_len, query_start, use_causal_mask)
         return kernels.dense_masked_attention(query, key, value, mask, bias=bias, **masks)
@@ -594,12 +604,12 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         self.effective_pattern.check_fits(seq_len)
         kernel = self.kernel_name(seq_len, causal)
         if kernel == "lsh":  # Reformer's shared-QK: keys are the normalised query projections
-            key = tf.math.l2_normalize(query, axis=-1)
-        query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
-        if kernel == "lsh":
+            pattern = self.effective_pattern
+            query, key = kernels.lsh_query_key(query, pattern)
             return kernels.lsh_attention(
-                query, key, value, self.effective_pattern, masks["key_mask"], causal, masks["dropout"]
+                query, key, value, pattern, masks["key_mask"], causal, masks["dropout"], rotations=self.lsh_rotations
             )
+        query = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
         pattern = self.effective_pattern
         if kernel == "blocked":
             return kernels.gathered_block_attention(

@@ -65,9 +65,24 @@ class _Combined(Pattern):
         biases = [b for b in biases if b is not None]
         return sum(biases) if biases else None
 
+    def offset_bias(self, offsets, seq_len):
+        probe = np.zeros(1, int)
+        tables = []
+        for pattern in (self.first, self.second):
+            if pattern.bias(probe, probe, seq_len) is None:
+                continue
+            table = pattern.offset_bias(offsets, seq_len)
+            if table is None:
+                return None
+            tables.append(table)
+        return sum(tables) if tables else None
+
     def check_fits(self, seq_len):
         self.first.check_fits(seq_len)
         self.second.check_fits(seq_len)
+
+    def residue_strides(self):
+        return tuple(dict.fromkeys(self.first.residue_strides() + self.second.residue_strides()))
 
     def get_config(self):
         return {name: keras.saving.serialize_keras_object(getattr(self, name)) for name in ("first", "second")}

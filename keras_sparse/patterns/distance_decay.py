@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, register
+from keras_sparse.patterns.pattern import Pattern, band_layout, register
 from keras_sparse.patterns.per_head import PerHead
-from keras_sparse.validation import boolean, number, optional_positive_int
+from keras_sparse.validation import boolean, number, optional_positive_int, positive_int
 
 
 @register
@@ -62,9 +62,15 @@ class DistanceDecay(Pattern):
     def allowed(self, query_index, key_index, seq_len):
         return np.abs(np.asarray(query_index) - np.asarray(key_index)) <= self.max_distance
 
+    def layout(self, seq_len, block_size=None):
+        return band_layout(positive_int("seq_len", seq_len), self.resolve_block_size(block_size), self.max_distance)
+
     def bias(self, query_index, key_index, seq_len):
+        return self.offset_bias(np.asarray(query_index, np.float64) - np.asarray(key_index, np.float64), seq_len)
+
+    def offset_bias(self, offsets, seq_len):
         with np.errstate(over="ignore"):  # a steep decay overflows far off the band: float32's lowest there
-            bias = -self.rate * np.abs(np.asarray(query_index, np.float64) - np.asarray(key_index, np.float64))
+            bias = -self.rate * np.abs(np.asarray(offsets, np.float64))
         return np.maximum(bias, np.finfo(np.float32).min).astype(np.float32)
 
     def for_heads(self, num_heads):

@@ -32,6 +32,22 @@ def num_blocks_for(seq_len: int, block_size: int) -> int:
     return math.ceil(seq_len / block_size)
 
 
+def band_layout(seq_len: int, block_size: int, half_width: int, dilation: int = 1) -> np.ndarray:
+    """The block layout of `|i - j| <= half_width and (i - j) % dilation == 0`, in O(num_blocks^2).
+
+    Block pair (r, c) holds the offsets `i - j` from `(r - c) * block_size - (last_c - first_c)` to
+    `(last_r - first_r) + (r - c) * block_size` (first/last: a block's first and last real positions); it is
+    allowed iff that range meets `[-half_width, half_width]` at a multiple of `dilation`.
+    """
+    num_blocks = num_blocks_for(seq_len, block_size)
+    starts = np.arange(num_blocks) * block_size
+    sizes = np.minimum(seq_len - starts, block_size)
+    lowest = starts[:, None] - (starts[None, :] + sizes[None, :] - 1)
+    highest = starts[:, None] + sizes[:, None] - 1 - starts[None, :]
+    low, high = np.maximum(lowest, -half_width), np.minimum(highest, half_width)
+    return (low <= high) & (np.floor_divide(high, dilation) * dilation >= low)
+
+
 class Pattern:
     """Base class of attention patterns.
 
@@ -71,6 +87,14 @@ class Pattern:
 
     def bias(self, query_index: np.ndarray, key_index: np.ndarray, seq_len: int) -> np.ndarray | None:
         """An additive logit bias at (query, key), or None if the pattern adds none (the default)."""
+        return None
+
+    def offset_bias(self, offsets: np.ndarray, seq_len: int) -> np.ndarray | None:
+        """The logit bias as a function of the offset `i - j` alone (float32, shaped like `offsets`), or None.
+
+        None (the default) when the pattern adds no bias or its bias depends on more than the offset. With a
+        table, the blocked kernel computes wide biases in the graph from positions instead of storing them.
+        """
         return None
 
     def head(self, index: int) -> Pattern:
@@ -192,6 +216,15 @@ class Pattern:
 
     def check_fits(self, seq_len: int) -> None:
         """Raises a ValueError if the pattern cannot be applied to sequences of `seq_len` tokens."""
+
+    def residue_strides(self) -> tuple[int, ...]:
+        """Strides s > 1 whose residue classes (positions with equal `i % s`) hold many of this pattern's keys.
+
+        A hint to the blocked kernel's planner, which then also tries computing keys with positions regrouped
+        by residue (the Sparse Transformer's reshape): `Strided(s)`'s strided keys, `SlidingWindow`'s
+        dilated band. Defaults to none; it never changes which keys are allowed.
+        """
+        return ()
 
     def describe(self, seq_len: int) -> dict:
         """Counts for `seq_len`: allowed pairs per head, density, and the attention FLOP ratio to dense.

@@ -7,7 +7,7 @@ import functools
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, register
+from keras_sparse.patterns.pattern import Pattern, band_layout, register
 from keras_sparse.validation import boolean, non_negative_int, optional_positive_int, positive_int
 
 
@@ -89,8 +89,22 @@ class RandomKeys(Pattern):
 
     def _drawn(self, query_index, key_index, seq_len):
         codes, _ = self._draws(seq_len)
-        query_index, key_index = np.asarray(query_index), np.asarray(key_index)
-        return (key_index < seq_len) & np.isin(query_index * seq_len + key_index, codes)
+        wanted = np.asarray(query_index) * seq_len + np.asarray(key_index)
+        if not len(codes):
+            return np.zeros(np.shape(wanted), bool)
+        found = codes[np.minimum(np.searchsorted(codes, wanted), len(codes) - 1)]
+        return (np.asarray(key_index) < seq_len) & (found == wanted)
+
+    def layout(self, seq_len, block_size=None):
+        seq_len = positive_int("seq_len", seq_len)
+        self.check_fits(seq_len)
+        block_size = self.resolve_block_size(block_size)
+        layout = band_layout(seq_len, block_size, self.local_window // 2)
+        if not self.local_window:
+            layout[:] = False
+        codes, _ = self._draws(seq_len)
+        layout[codes // seq_len // block_size, codes % seq_len // block_size] = True
+        return layout
 
     def allowed(self, query_index, key_index, seq_len):
         return self._local(query_index, key_index) | self._drawn(query_index, key_index, seq_len)

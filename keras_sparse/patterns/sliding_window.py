@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_sparse.patterns.pattern import Pattern, register
+from keras_sparse.patterns.pattern import Pattern, band_layout, register
 from keras_sparse.validation import invalid_argument, is_integer, optional_positive_int, positive_int
 
 
@@ -65,6 +65,18 @@ class SlidingWindow(Pattern):
                 f"Received an invalid value for argument `seq_len`: global_tokens={outside} lie outside a sequence of "
                 f"{seq_len} tokens. Use a longer sequence or global tokens below {seq_len}."
             )
+
+    def layout(self, seq_len, block_size=None):
+        seq_len = positive_int("seq_len", seq_len)
+        self.check_fits(seq_len)
+        block_size = self.resolve_block_size(block_size)
+        layout = band_layout(seq_len, block_size, self.window_size // 2, self.dilation)
+        blocks = np.unique(np.asarray(self.global_tokens, dtype=int) // block_size)
+        layout[blocks, :] = layout[:, blocks] = True
+        return layout
+
+    def residue_strides(self):
+        return (self.dilation,) if self.dilation > 1 else ()
 
     def allowed(self, query_index, key_index, seq_len):
         query_index, key_index = np.asarray(query_index), np.asarray(key_index)

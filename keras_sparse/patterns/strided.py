@@ -69,6 +69,9 @@ class Strided(Pattern):
         strided = offset % self.stride == 0
         return {"both": local | strided, "local": local, "strided": strided}[self.component]
 
+    def residue_strides(self):
+        return (self.stride,) if self.component != "local" and self.stride > 1 else ()
+
     def for_heads(self, num_heads):
         if self.heads == "shared":
             return self

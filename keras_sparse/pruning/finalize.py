@@ -41,8 +41,8 @@ def attention_config(layer) -> dict:
     """The config of `layer` finalized: kept heads only, a learned layout as plain data, no masks."""
     config = without_masks(layer.get_config(), layer)
     heads = kept_heads(layer)
-    if isinstance(layer, SparseMultiHeadAttention):
-        pattern = as_learned(layer) if layer.built_seq_len else layer.pattern
+    if isinstance(layer, SparseMultiHeadAttention) and "pattern" in config:  # else derived (LongformerSelfAttention)
+        pattern = as_learned(layer) if layer.built_seq_len and not layer.pattern.dynamic else layer.pattern
         if heads is not None:
             pattern = _select_heads(pattern, heads, layer.num_heads)
         config["pattern"] = pattern

@@ -21,6 +21,7 @@ PATTERNS = {
     "bigbird": ks.patterns.BigBird(block_size=8, num_global_blocks=1, num_random_blocks=1),
     "per-head": ks.patterns.PerHead([ks.patterns.SlidingWindow(6), ks.patterns.Strided(5)]),
     "distance-decay": ks.patterns.DistanceDecay(rate=0.2, threshold=0.01, block_size=8),
+    "alibi": ks.patterns.DistanceDecay(rate=0.2, threshold=0.01, per_head=True, block_size=8),
 }
 
 
@@ -71,6 +72,28 @@ def test_decoding_step_by_step_equals_the_whole_sequence(name, jit_compile):
     for position in range(LENGTH):
         output, cache = step(x[:, position : position + 1], cache, tf.constant(position))
         outputs.append(output)
+    expected = reference(dense, pattern, x)
+    assert relative_error(np.concatenate(outputs, axis=1), expected, np.ones(BATCH, bool)) < RELATIVE_TOLERANCE
+
+
+def test_decoding_steps_compute_offset_biases_from_positions(monkeypatch):
+    """A plan that computes the bias from `i - j` in the graph (`TokenTables.offset_bias`) decodes the same rows."""
+    from keras_sparse.kernels import gather_plan
+    from keras_sparse.layers import sparse_multi_head_attention
+
+    monkeypatch.setattr(gather_plan, "MAX_UNIQUE_TABLE_ROWS", 0)
+    sparse_multi_head_attention._gather_plan.cache_clear()
+    pattern = PATTERNS["alibi"]
+    plan = ks.kernels.plan_gathered_blocks(pattern.for_heads(HEADS), LENGTH, causal=True, single_part=True)
+    assert plan.head_groups[0].orders[0].groups[0].parts[0].tables.offset_bias is not None
+    dense, sparse = twins(pattern)
+    x = inputs()
+    step = tf.function(lambda q, cache, i: sparse(q, q, cache=cache, cache_update_index=i))
+    cache, outputs = empty_cache(), []
+    for position in range(LENGTH):
+        output, cache = step(x[:, position : position + 1], cache, tf.constant(position))
+        outputs.append(output)
+    sparse_multi_head_attention._gather_plan.cache_clear()
     expected = reference(dense, pattern, x)
     assert relative_error(np.concatenate(outputs, axis=1), expected, np.ones(BATCH, bool)) < RELATIVE_TOLERANCE
 
@@ -127,7 +150,7 @@ def test_dense_pattern_speaks_keras_hubs_protocol_as_its_own_layer():
 def test_a_decoding_step_scores_only_the_key_blocks_its_row_allows():
     """BigBird's global rows need every key; its other rows' steps gather a few blocks (a switch picks)."""
     pattern = ks.patterns.BigBird(block_size=8, num_global_blocks=1, num_random_blocks=1)
-    plan = ks.kernels.plan_gathered_blocks(pattern, 64, causal=True)
+    plan = ks.kernels.plan_gathered_blocks(pattern, 64, causal=True, single_part=True)
     step = tf.function(lambda q, k, p: ks.kernels.cached_rows_attention(q, k, k, plan, p)[0])
     concrete = step.get_concrete_function(
         tf.TensorSpec((1, 1, 2, 4)), tf.TensorSpec((1, 64, 2, 4)), tf.TensorSpec((1,), tf.int32)
@@ -145,7 +168,9 @@ def test_a_decoding_step_scores_only_the_key_blocks_its_row_allows():
         for op in graph.get_operations()
         if op.type.startswith("BatchMatMul") and op.get_attr("adj_y")  # query . keys (transposed)
     }
-    assert widths == {group.num_slots * 8 for group in plan.groups} and max(widths) < 64
+    assert (
+        widths == {group.parts[0].num_slots * 8 for group in plan.head_groups[0].orders[0].groups} and max(widths) < 64
+    )
 
 
 def test_cache_errors_name_the_argument():

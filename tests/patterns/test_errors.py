@@ -23,6 +23,17 @@ CASES = [
     (lambda: ks.patterns.SlidingWindow(8, global_tokens=(10,)).mask(10), "seq_len"),
     (lambda: ks.patterns.Dense().mask(0), "seq_len"),
     (lambda: ks.patterns.BigBird(16).layout(100, block_size=32), "block_size"),
+    (lambda: ks.patterns.BigBird(16, layout_style="itc"), "layout_style"),
+    (lambda: ks.patterns.BigBird(16, random_blocks="zero"), "random_blocks"),
+    (lambda: ks.patterns.BigBird(16, random_blocks="block_zero"), "layout_style"),
+    (lambda: ks.patterns.BigBird(16, layout_style="original", num_heads=0), "num_heads"),
+    (lambda: ks.patterns.BlockLocal(4, num_blocks_before=-1), "num_blocks_before"),
+    (lambda: ks.patterns.BlockLocal(4, num_blocks_after=1.5), "num_blocks_after"),
+    (lambda: ks.patterns.BlockLocal(4, wrap="yes"), "wrap"),
+    (lambda: ks.patterns.LSH((4, 3)), "num_buckets"),
+    (lambda: ks.patterns.LSH(()), "num_buckets"),
+    (lambda: ks.patterns.LSH(4, num_chunks_before=-1), "num_chunks_before"),
+    (lambda: ks.patterns.LSH(4, semantics="transformers"), "semantics"),
 ]
 
 

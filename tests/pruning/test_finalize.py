@@ -28,8 +28,9 @@ def train_pruned(model, data, structures, sparsity=0.5):
         ("sparse", None, ["attention_blocks"]),
         ("sparse", ks.patterns.SlidingWindow(window_size=17, block_size=8), ["attention_blocks", "heads"]),
         ("sparse", None, ["heads", "neurons", "attention_blocks"]),
+        ("sparse", ks.patterns.LSH(num_buckets=4, chunk_size=8), ["heads"]),  # no static layout to learn
     ],
-    ids=["keras-heads", "heads-neurons", "strided-heads", "blocks", "window-blocks-heads", "all-three"],
+    ids=["keras-heads", "heads-neurons", "strided-heads", "blocks", "window-blocks-heads", "all-three", "lsh-heads"],
 )
 def test_finalized_model_matches_the_masked_model(attention, pattern, structures, data):
     model = train_pruned(attention_model(attention, pattern), data, structures)
