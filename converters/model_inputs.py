@@ -101,6 +101,8 @@ def pack(model, arrays):
 def as_samples(data, inputs: list[ModelInput], limit: int | None = None, name: str = "representative_data"):
     """`data` as at most `limit` checked samples: lists with one batch-1 array per input, in the file's dtypes.
 
+    The first `limit` samples are taken (`read_samples` also says how many `data` held).
+
     float64 (NumPy's default) and other real arrays are cast to a float input's dtype; integer arrays
     (int64, ...) to an integer input's, if their values fit it and the embedding reading them.
 
@@ -114,6 +116,14 @@ def as_samples(data, inputs: list[ModelInput], limit: int | None = None, name: s
     >>> [s[0].shape for s in as_samples(np.zeros((3, 5, 2)), [x], limit=2)]
     [(1, 5, 2), (1, 5, 2)]
     """
+    return read_samples(data, inputs, limit, name)[0]
+
+
+def read_samples(
+    data, inputs: list[ModelInput], limit: int | None = None, name: str = "representative_data"
+) -> tuple[list[list[np.ndarray]], int | None]:
+    """`as_samples`, and how many samples `data` held: an int, or None when it holds more than were read (an
+    iterable read up to `limit`)."""
     if isinstance(data, tf.data.Dataset):
         data = data.as_numpy_iterator()
     elif _is_one_item(data):
@@ -126,10 +136,12 @@ def as_samples(data, inputs: list[ModelInput], limit: int | None = None, name: s
         )
     samples = []
     iterator = iter(data)
+    exhausted = False
     while limit is None or len(samples) < limit:
         try:
             item = next(iterator)
         except StopIteration:
+            exhausted = True
             break
         except Exception as error:  # a user's generator or dataset: any error is theirs
             raise ValueError(
@@ -142,7 +154,12 @@ def as_samples(data, inputs: list[ModelInput], limit: int | None = None, name: s
             f"Received an invalid value for argument `{name}`: it holds no samples. Pass typical inputs: "
             f"{'; '.join(i.describe() for i in inputs)}."
         )
-    return list(itertools.islice(samples, limit))
+    if not exhausted:  # the common case: one batch, read whole
+        try:
+            exhausted = next(iterator, None) is None
+        except Exception:  # a generator raising past what was read: how many it holds is unknown
+            pass
+    return list(itertools.islice(samples, limit)), len(samples) if exhausted else None
 
 
 def _is_one_item(data) -> bool:

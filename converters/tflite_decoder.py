@@ -21,7 +21,9 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from converters.converter_logs import quiet_converter
 from converters.errors import explain_runtime_failure
+from converters.float32_copy import low_precision
 from converters.quantization import MODES, OpsSet
 from converters.verification import verify
 from keras_sparse.files import check_output_file, write_atomically
@@ -242,7 +244,8 @@ def _convert(module: _Signatures, mode, representative_dataset) -> bytes:
         mode.configure(converter, representative_dataset, False, float_inputs=False, float_outputs=True)
         if mode.name == "int8":  # SIN, the position arithmetic and the cache copies have no int8 kernels
             converter.target_spec.supported_ops = [OpsSet.TFLITE_BUILTINS_INT8, OpsSet.TFLITE_BUILTINS]
-        return converter.convert()
+        with quiet_converter():
+            return converter.convert()
 
 
 def to_tflite_decoder(
@@ -296,6 +299,15 @@ def to_tflite_decoder(
     """
     if not isinstance(lm, SparseCausalLM) or not lm.built:
         raise invalid_argument("lm", "a built keras_sparse.models.SparseCausalLM (call it once)", f"lm={lm!r}")
+    precision = low_precision(lm)
+    if precision:
+        raise invalid_argument(
+            "lm",
+            "a model computing in float32: TFLite takes float32 graphs and the file is verified token by token, "
+            "which float16 rounding changes. Fix: build it under keras.mixed_precision.set_global_policy('float32') "
+            "and load the weights (lm.set_weights(trained.get_weights()))",
+            f"dtype policy {lm.dtype_policy.name} (layers computing in {precision})",
+        )
     mode = MODES[one_of("quantization", quantization, ("float32", "float16", "dynamic", "int8"))]
     path = check_output_file(path, boolean("overwrite", overwrite))
     prefill_length = positive_int("prefill_length", prefill_length)

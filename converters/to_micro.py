@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
-import os
 import pathlib
 import re
 import struct
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from converters import c_sources
+from converters.converter_logs import captured_stderr
 from converters.errors import ConversionError, VerificationError, explain_runtime_failure
 from converters.litert import dequantized, output_order, quantized_inputs
 from converters.to_tflite import ConversionResult, convert_verified
@@ -55,7 +53,8 @@ class MicroBundle:
         return (
             f"{self.folder}: {', '.join(self.files)}\n  ops: {', '.join(self.ops)}\n"
             f"  arena: {self.measured_arena_bytes} bytes measured, kTensorArenaSize = {self.arena_bytes}\n"
-            f"  TFLite Micro vs Keras: max relative error {self.micro_max_relative_error:.2e}; vs LiteRT: at most "
+            f"  TFLite Micro vs Keras on the first {min(MICRO_SAMPLES, self.tflite.samples)} of those inputs: max "
+            f"relative error {self.micro_max_relative_error:.2e}; vs LiteRT: at most "
             f"{self.max_quantization_steps} quantization step(s) apart\n" + self.tflite.report()
         )
 
@@ -158,26 +157,9 @@ def _search(works) -> int:
     return high
 
 
-@contextlib.contextmanager
-def _captured_stderr():
-    """Captures what C code writes to file descriptor 2 (TFLite Micro logs missing ops there)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as capture:
-        os.dup2(capture.fileno(), 2)
-        text = []
-        try:
-            yield text
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            text.append(capture.read().decode(errors="replace"))
-
-
 def _check_micro_ops(flatbuffer: bytes) -> None:
     """Raises ConversionError naming the ops TFLite Micro has no kernel for, and how to avoid them."""
-    with _captured_stderr() as log:
+    with captured_stderr() as log:
         try:
             _micro_interpreter(flatbuffer, 64 * 2**20)
             return

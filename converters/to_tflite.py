@@ -14,9 +14,11 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 import keras_sparse as ks
+from converters.converter_logs import quiet_converter
 from converters.errors import ConversionError, explain_conversion_failure, explain_runtime_failure
+from converters.float32_copy import PRECISION_TOLERANCE, float32_copy, float32_global_policy, low_precision
 from converters.litert import run_once
-from converters.model_inputs import ModelInput, as_samples, model_inputs, pack
+from converters.model_inputs import ModelInput, model_inputs, pack, read_samples
 from converters.quantization import MODES, Mode
 from converters.selective_quantization import quantize_selectively
 from converters.verification import REWRITE_TOLERANCE, Comparison, check_finite, compare, verify
@@ -25,7 +27,9 @@ from keras_sparse.rewrites import rewritable, with_max_query_blocks
 from keras_sparse.validation import boolean, number, one_of, optional_positive_int
 
 CALIBRATION_SAMPLES = 200
+"""Calibration reads at most this many samples of `representative_data` (the first ones)."""
 VERIFICATION_SAMPLES = 64
+"""Verification compares the file with the model on at most this many samples (the first ones)."""
 PROGRESS_FROM = 100
 """Calibrations of this many samples or more show a progress bar."""
 XNNPACK_HINT = (
@@ -39,7 +43,9 @@ class ConversionResult:
     """What was written and how it compares with the Keras model the user passed.
 
     `rewrite_relative_error` is how far the export rewrites (`keras_sparse.exportable`, ...) moved the
-    model's outputs, or None when the model was converted as it is.
+    model's outputs, or None when the model was converted as it is. `samples` were compared of the
+    `samples_given` the verification data held (None: more than were read); `calibration_samples` of
+    `calibration_given` calibrated the int8 and int16x8 modes.
     """
 
     path: pathlib.Path
@@ -53,6 +59,9 @@ class ConversionResult:
     samples: int
     size_without_sparse_encoding: int | None = None
     rewrite_relative_error: float | None = None
+    samples_given: int | None = None
+    calibration_samples: int = 0
+    calibration_given: int | None = None
 
     def report(self) -> str:
         """A one-screen summary."""
@@ -66,12 +75,22 @@ class ConversionResult:
         rewrites = ""
         if self.rewrite_relative_error is not None:
             rewrites = f"\n  export rewrites moved the Keras outputs by {self.rewrite_relative_error:.1e} (relative)"
+        calibration = ""
+        if self.calibration_samples:
+            calibration = f"\n  calibrated on {_count(self.calibration_samples, self.calibration_given)} samples"
         return (
             f"{self.path} ({self.quantization}): {self.size_bytes / 1024:.1f} KiB{sparse}, ops {', '.join(self.ops)}\n"
-            f"  vs the Keras model on {self.samples} inputs: max relative error {self.max_relative_error:.2e}, "
-            f"mean absolute error {self.mean_absolute_error:.2e}{agreement}{rewrites}\n"
-            f"  LiteRT latency (median, batch 1): {self.latency_ms:.2f} ms"
+            f"  vs the Keras model on {_count(self.samples, self.samples_given)} inputs: max relative error "
+            f"{self.max_relative_error:.2e}, mean absolute error {self.mean_absolute_error:.2e}{agreement}{rewrites}"
+            f"{calibration}\n  LiteRT latency (median, batch 1): {self.latency_ms:.2f} ms"
         )
+
+
+def _count(used: int, given: int | None) -> str:
+    """'64', '64 of 100' or 'the first 64', for samples used of those given."""
+    if given is None:
+        return f"the first {used}"
+    return f"{used}" if given == used else f"{used} of {given}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +141,10 @@ def to_tflite(
     `CenteredLayerNormalization` (`keras_sparse.centered_layer_norms`). The rewritten copy must give the
     model's outputs within float32 rounding (`verification.REWRITE_TOLERANCE`, relative), else
     ConversionError. The file is then compared with `model` itself, as passed, on `verification_data`, and
-    written (atomically) only if every output is finite and within the mode's tolerance.
+    written (atomically) only if every output is finite and within the mode's tolerance. A model whose layers
+    compute in float16 or bfloat16 (Keras mixed precision) is converted as a float32 copy holding its weights
+    (`converters.float32_copy`), verified against the model itself within the mode's bound or that dtype's
+    rounding (`PRECISION_TOLERANCE`), whichever is looser.
 
     Args:
         model: a functional or Sequential Keras model (keras-hub backbones and tasks are).
@@ -134,8 +156,11 @@ def to_tflite(
         representative_data: calibration inputs, required for int8 and int16x8 and never empty: an array,
             a list of arrays or a dict of arrays (by input name) holding a batch, a `tf.data.Dataset`, or
             an iterable of samples or batches. float64 is cast to float32 and int64 to int32 (if it fits).
+            Only the first `CALIBRATION_SAMPLES` (200) samples are read; the report says how many of how many.
         verification_data: held-out inputs to compare on, in the same forms; defaults to
             `representative_data`, or to seeded normal samples for a float-input model in the float modes.
+            Only the first `VERIFICATION_SAMPLES` (64) samples are compared (each runs the Keras model and the
+            file once); the report says how many of how many ("on 64 of 100 inputs").
         seq_len: the fixed sequence length, when the model's is not fixed.
         sparse_weights: encode pruned weights sparsely (`tf.lite.Optimize.EXPERIMENTAL_SPARSITY`); the file is
             also converted without it, and the report shows the size saved. TFLite Micro gains nothing from it.
@@ -234,16 +259,22 @@ def convert_verified(
             f"Received an invalid value for argument `representative_data`: {quantization} quantization "
             "calibrates activation ranges on it. Pass a few hundred typical inputs."
         )
-    representative = []
+    representative, calibration_given = [], None
     if representative_data is not None:
-        representative = as_samples(representative_data, inputs, CALIBRATION_SAMPLES, "representative_data")
+        representative, calibration_given = read_samples(
+            representative_data, inputs, CALIBRATION_SAMPLES, "representative_data"
+        )
     if verification_data is not None:
-        verification = as_samples(verification_data, inputs, VERIFICATION_SAMPLES, "verification_data")
+        verification, verification_given = read_samples(
+            verification_data, inputs, VERIFICATION_SAMPLES, "verification_data"
+        )
     elif representative:
         verification = representative[:VERIFICATION_SAMPLES]
+        verification_given = calibration_given
     elif float_inputs:
         rng = np.random.default_rng(0)
         verification = [[rng.normal(size=i.shape).astype(i.dtype) for i in inputs] for _ in range(16)]
+        verification_given = len(verification)
     else:
         raise ValueError(
             "Received an invalid value for argument `verification_data`: the model takes non-float inputs, so "
@@ -253,17 +284,25 @@ def convert_verified(
     original = _traced(model, inputs)
     expected = _outputs(original, verification, "verification_data" if verification_data is not None else None)
     check_finite(expected, "The Keras model")
-    export, rewrites = _export_copy(model, quantization, max_query_blocks, selective)
+    precision = low_precision(model)  # mixed precision: float16 ops have no builtin kernels, so convert in float32
+    with float32_global_policy():
+        source = float32_copy(model) if precision else model
+        export, rewrites = _export_copy(source, quantization, max_query_blocks, selective)
+    if precision:
+        rewrites.insert(0, f"a float32 copy of the {precision} model")
+        max_relative_error = max(max_relative_error, PRECISION_TOLERANCE[precision])
+        min_argmax_agreement = min(min_argmax_agreement, MODES["float16"].min_argmax_agreement)
     function, rewrite_error = original, None
     if rewrites:
         function = _traced(export, inputs)
         rewrite_error = compare(_outputs(function, verification), expected).max_relative_error
-        if not rewrite_error <= REWRITE_TOLERANCE:
+        tolerance = PRECISION_TOLERANCE[precision] if precision else REWRITE_TOLERANCE
+        if not rewrite_error <= tolerance:
             raise ConversionError(
                 f"Rewriting the model for export ({', '.join(rewrites)}) changed its outputs by {rewrite_error:.3g} "
-                f"(relative; float32 rounding stays under {REWRITE_TOLERANCE:g}) on {len(verification)} inputs, so "
-                "the file would not compute this model; nothing was written. A layer the rewrite copies without "
-                "its pattern or weights does this: please report it with the model's layers."
+                f"(relative; {precision or 'float32'} rounding stays under {tolerance:g}) on {len(verification)} "
+                "inputs, so the file would not compute this model; nothing was written. A layer the rewrite copies "
+                "without its pattern or weights does this: please report it with the model's layers."
             )
     options = dict(float_inputs=float_inputs, float_outputs=float_outputs, selective=selective)
     flatbuffer = _convert(function, export, mode, representative, sparse_weights, **options)
@@ -285,6 +324,9 @@ def convert_verified(
         len(verification),
         without_sparse_encoding,
         rewrite_error,
+        verification_given,
+        len(representative) if mode.needs_representative_data else 0,
+        calibration_given,
     )
     return VerifiedFile(flatbuffer, result, inputs, verification, expected, max_relative_error, min_argmax_agreement)
 
@@ -368,12 +410,14 @@ def _convert(
 ) -> bytes:
     # Not from_concrete_functions([...], model): with the model as trackable object, files were seen to keep
     # uninitialised variables and return garbage (FACTS.md); verification below would catch it.
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+    with quiet_converter():  # absl's warning that a trackable_obj is missing
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
     mode.configure(converter, lambda: _with_progress(representative), sparse_weights, float_inputs, float_outputs)
     try:
-        if selective:
-            return quantize_selectively(converter)
-        return converter.convert()
+        with quiet_converter():
+            if selective:
+                return quantize_selectively(converter)
+            return converter.convert()
     except Exception as error:  # the converter raises ConverterError and others, with the op list in the text
         graph_nodes = {}
         for node in function.graph.get_operations():
@@ -396,8 +440,9 @@ def _verify(
 ) -> tuple[tuple[str, ...], Comparison, float]:
     """Runs the file in LiteRT on every sample and compares it with the Keras model's outputs."""
     try:
-        interpreter = Interpreter(model_content=flatbuffer, num_threads=2)
-        interpreter.allocate_tensors()
+        with quiet_converter():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate"
+            interpreter = Interpreter(model_content=flatbuffer, num_threads=2)
+            interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
         hint = XNNPACK_HINT if "XNNPack" in str(error) else ""
         raise explain_runtime_failure(str(error), "LiteRT", hint) from None

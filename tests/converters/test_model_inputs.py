@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import keras_sparse as ks
-from converters.model_inputs import ModelInput, as_samples, model_inputs, pack
+from converters.model_inputs import ModelInput, as_samples, model_inputs, pack, read_samples
 from tests.converters.conftest import SEQ_LEN, VOCAB, dict_input_data, dict_input_model
 
 FEATURES = ModelInput("x", (1, 8, 4), np.dtype("float32"))
@@ -134,3 +134,12 @@ def test_a_model_without_known_inputs_is_named():
         model_inputs(Subclassed())
     with pytest.raises(TypeError, match="`model`"):
         model_inputs(ks.patterns.Dense())
+
+
+def test_read_samples_says_how_many_the_data_held():
+    batch = np.zeros((100, 8, 4), "float32")
+    samples, given = read_samples(batch, [FEATURES], limit=64)
+    assert (len(samples), given) == (64, 100)
+    assert read_samples((sample for sample in batch[:10]), [FEATURES], limit=64)[1] == 10
+    endless = (np.zeros((8, 4), "float32") for _ in iter(int, 1))
+    assert read_samples(endless, [FEATURES], limit=64)[1] is None  # more than were read

@@ -346,3 +346,21 @@ def test_a_file_name_of_250_characters_is_written(tmp_path):
     x = keras.Input((4,))
     result = to_tflite(keras.Model(x, keras.layers.Dense(2)(x)), tmp_path / ("m" * 243 + ".tflite"))
     assert result.path.read_bytes()[4:8] == b"TFL3" and len(result.path.name) == 250
+
+
+def test_the_report_says_how_many_samples_of_how_many_were_used(tmp_path):
+    """VERIFICATION_SAMPLES and CALIBRATION_SAMPLES cut the data: the result and the report say so."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((16, 4))
+    model = keras.Model(x, keras.layers.Dense(2)(x))
+    data = np.random.default_rng(0).normal(size=(250, 16, 4)).astype("float32")
+    result = to_tflite(model, tmp_path / "m.tflite", "int8", data, verification_data=data[:100])
+    assert (result.samples, result.samples_given, result.calibration_samples, result.calibration_given) == (
+        64,
+        100,
+        200,
+        250,
+    )
+    assert "on 64 of 100 inputs" in result.report() and "calibrated on 200 of 250 samples" in result.report()
+    float_result = to_tflite(model, tmp_path / "f.tflite", verification_data=data[:10])
+    assert "on 10 inputs" in float_result.report() and "calibrated" not in float_result.report()
