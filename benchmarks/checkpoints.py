@@ -21,11 +21,12 @@ import os
 import platform
 import resource
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from common import interleaved_medians
 
 LONGFORMER_BASE = {
     "model_type": "longformer",
@@ -172,13 +173,7 @@ def time_side_by_side(mode: str, seq_len: int, runs: int, out: str, variants) ->
             interpreter.set_tensor(detail["index"], inputs_for([name], seq_len, count=1)[name])
         interpreter.invoke()  # warm-up
         interpreters[variant] = interpreter
-    times = {variant: [] for variant in variants}
-    for _ in range(runs):
-        for variant, interpreter in interpreters.items():
-            start = time.perf_counter()
-            interpreter.invoke()
-            times[variant].append((time.perf_counter() - start) * 1e3)
-    return {variant: statistics.median(values) for variant, values in times.items()}
+    return interleaved_medians({variant: interpreter.invoke for variant, interpreter in interpreters.items()}, runs)
 
 
 def run(*arguments: str) -> dict | str:

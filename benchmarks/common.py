@@ -77,6 +77,18 @@ def median_ms(function, argument, repeats: int) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(calls: dict, repeats: int) -> dict:
+    """Median wall time in ms of each of `calls` (key -> function of no arguments), timed in `repeats` rounds that
+    call each once, so that a change of machine load reaches every key alike."""
+    times = {key: [] for key in calls}
+    for _ in range(repeats):
+        for key, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[key].append((time.perf_counter() - start) * 1e3)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
 def run_case(script: str, *arguments) -> dict:
     """Runs `script --case ARGUMENTS...` in a fresh process: the JSON row it prints last, or `{"error": ...}`."""
     command = [sys.executable, script, "--case", *map(str, arguments)]

@@ -25,13 +25,11 @@ import argparse
 import collections
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-from common import reproducible
+from common import interleaved_medians, reproducible
 
 D_MODEL, HEADS, VOCAB, CLASSES = 128, 4, 32, 10
 MODES = ("float32", "float16", "dynamic", "int8", "int8-full")
@@ -110,13 +108,7 @@ def interleaved_ms(files: dict, sample, repeats: int) -> dict:
             interpreter.set_tensor(interpreter.get_input_details()[0]["index"], sample)
             interpreter.invoke()  # warm-up
             interpreters[key, threads] = interpreter
-    times = collections.defaultdict(list)
-    for _ in range(repeats):
-        for key, interpreter in interpreters.items():
-            start = time.perf_counter()
-            interpreter.invoke()
-            times[key].append((time.perf_counter() - start) * 1e3)
-    return {key: statistics.median(runs) for key, runs in times.items()}
+    return interleaved_medians({key: interpreter.invoke for key, interpreter in interpreters.items()}, repeats)
 
 
 def measure(seq_len: int, modes: list[str], pattern_name: str, repeats: int) -> list[dict]:
