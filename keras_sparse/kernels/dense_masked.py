@@ -17,13 +17,14 @@ def dense_masked_attention(
     attention_mask=None,
     dropout=None,
     return_scores=False,
-    bias: np.ndarray | None = None,
+    bias: np.ndarray | tf.Tensor | None = None,
 ):
     """Attention with every score computed and the pattern applied as a mask. O(T^2) memory.
 
     Args:
         mask: bool `(T, T)` (or `(H, T, T)`), e.g. `pattern.mask(T)`.
-        bias: optional float `(T, T)` (or `(H, T, T)`) added to the scores, e.g. `pattern.dense_bias(T)`.
+        bias: optional float `(T, T)` (or `(H, T, T)`) added to the scores, e.g. `pattern.dense_bias(T)`; an array
+            or a tensor.
         Others as `gathered_block_attention`.
 
     Example:
@@ -36,7 +37,8 @@ def dense_masked_attention(
     """
     scores = tf.einsum("bthd,bshd->bhts", query, key)
     if bias is not None:
-        scores = scores + tf.constant(bias if bias.ndim == 3 else bias[None], scores.dtype)
+        bias = tf.cast(bias, scores.dtype)
+        scores = scores + (bias if bias.shape.rank == 3 else bias[None])
     full_mask = tf.constant(mask if mask.ndim == 3 else mask[None])[None]
     if key_mask is not None:
         full_mask = tf.logical_and(full_mask, key_mask[:, None, None, :])
