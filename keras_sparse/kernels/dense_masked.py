@@ -25,6 +25,7 @@ def dense_masked_attention(
         mask: bool `(T, T)` (or `(H, T, T)`), e.g. `pattern.mask(T)`.
         bias: optional float `(T, T)` (or `(H, T, T)`) added to the scores, e.g. `pattern.dense_bias(T)`; an array
             or a tensor.
+        attention_mask: optional bool `(B, T, S)`, or `(B, H, T, S)` per head, ANDed with the mask.
         Others as `gathered_block_attention`.
 
     Example:
@@ -43,7 +44,8 @@ def dense_masked_attention(
     if key_mask is not None:
         full_mask = tf.logical_and(full_mask, key_mask[:, None, None, :])
     if attention_mask is not None:
-        full_mask = tf.logical_and(full_mask, attention_mask[:, None])
+        per_head = attention_mask if attention_mask.shape.rank == 4 else attention_mask[:, None]
+        full_mask = tf.logical_and(full_mask, per_head)
     probs = masked_softmax(scores, full_mask)
     output = tf.einsum("bhts,bshd->bthd", dropout(probs) if dropout else probs, value)
     return output, probs if return_scores else None

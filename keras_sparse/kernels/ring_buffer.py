@@ -97,16 +97,20 @@ def ring_buffer_layout(pattern: Pattern) -> RingBufferLayout:
     return RingBufferLayout(window.global_tokens, window.window_size // 2 + 1, window.dilation, decay)
 
 
-def decay_bias(layout: RingBufferLayout, query_positions: tf.Tensor, key_positions: tf.Tensor) -> tf.Tensor | None:
-    """float32 `(H', T, S)`: the decay's bias `-rate * (query - key)` per head, float32's lowest past its
-    `max_distance` (as `DistanceDecay.offset_bias`, whose band the sequence kernels cut there), or None."""
+def decay_bias(layout: RingBufferLayout, query_positions: tf.Tensor, key_positions: tf.Tensor):
+    """`(bias, within)` of the decay per head, each `(H', T, S)`, or `(None, None)` without a decay.
+
+    `bias` is `-rate * (query - key)` (`DistanceDecay.offset_bias`), `within` whether the key lies within the
+    decay's `max_distance`, where the sequence kernels cut its band. Past it the bias stays at its value there,
+    so the scores' range does not grow with the position (int8 files quantize it).
+    """
     if layout.decay is None:
-        return None
+        return None, None
     heads = layout.decay.patterns if isinstance(layout.decay, PerHead) else (layout.decay,)
     rates = np.array([head.rate for head in heads], np.float32)[:, None, None]
     reach = np.array([head.max_distance for head in heads], np.float32)[:, None, None]
     offsets = tf.cast(query_positions[:, None] - key_positions[None, :], tf.float32)[None]
-    return tf.where(offsets <= reach, -rates * offsets, np.finfo(np.float32).min)
+    return -rates * tf.minimum(offsets, reach), offsets <= reach
 
 
 def _is_sink(positions: tf.Tensor, layout: RingBufferLayout) -> tf.Tensor:
@@ -189,9 +193,11 @@ def ring_buffer_attention(
     keys = tf.concat([key_cache, new_keys], axis=1)
     values = tf.concat([value_cache, new_values], axis=1)
     mask = allowed(layout, new_positions, key_positions)
+    bias, within = decay_bias(layout, new_positions, key_positions)
+    if within is not None:  # (H', T, S): a per-head mask
+        mask = tf.logical_and(mask[None], within)
     everywhere = np.ones((new_count, layout.length + new_count), bool)
-    batch_mask = tf.broadcast_to(mask[None], (tf.shape(query)[0], new_count, layout.length + new_count))
-    bias = decay_bias(layout, new_positions, key_positions)
+    batch_mask = tf.broadcast_to(mask[None], (tf.shape(query)[0], *mask.shape))
     output, _ = dense_masked_attention(
         query, keys, values, everywhere, attention_mask=batch_mask, dropout=dropout, bias=bias
     )

@@ -16,10 +16,16 @@ VOCAB = 12
 PATTERN = ks.patterns.SlidingWindow(window_size=8, global_tokens=(0, 1), block_size=8)
 
 
-def language_model(pattern=PATTERN):
+def language_model(pattern=PATTERN, position_encoding="sinusoidal"):
     keras.utils.set_random_seed(0)
     lm = ks.models.SparseCausalLM(
-        vocab_size=VOCAB, num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32, pattern=pattern
+        vocab_size=VOCAB,
+        num_layers=2,
+        hidden_dim=16,
+        num_heads=2,
+        intermediate_dim=32,
+        pattern=pattern,
+        position_encoding=position_encoding,
     )
     lm(np.zeros((1, 16), "int32"))
     return lm
@@ -31,17 +37,20 @@ def text(count: int, length: int, seed: int = 0) -> np.ndarray:
     return (np.cumsum(steps, axis=1) % VOCAB).astype("int32")
 
 
-@pytest.fixture(scope="module")
-def trained():
-    lm = language_model()
+@pytest.fixture(
+    scope="module", params=["sinusoidal", *(pytest.param(e, marks=pytest.mark.slow) for e in ("rotary", "alibi"))]
+)
+def trained(request):
+    lm = language_model(position_encoding=request.param)
     data = text(64, 33)
     lm.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     lm.fit(data[:, :-1], data[:, 1:], epochs=25, batch_size=16, verbose=0)  # loss 2.5 -> 0.3
     return lm
 
 
-def test_float32_file_generates_keras_tokens_far_past_the_window(tmp_path):
-    lm = language_model()
+@pytest.mark.parametrize("position_encoding", ["sinusoidal", "rotary", "alibi"])
+def test_float32_file_generates_keras_tokens_far_past_the_window(tmp_path, position_encoding):
+    lm = language_model(position_encoding=position_encoding)
     lm.token_embedding.embeddings.assign(lm.token_embedding.embeddings * 8.0)  # no near-tie argmaxes
     result = converters.to_tflite_decoder(lm, tmp_path / "lm.tflite", prefill_length=4, verification_steps=40)
     assert result.argmax_agreement == 1.0 and result.max_relative_error < 1e-4
