@@ -18,15 +18,8 @@ PATTERN = ks.patterns.SlidingWindow(window_size=8, global_tokens=(0, 1), block_s
 
 def language_model(pattern=PATTERN, position_encoding="sinusoidal"):
     keras.utils.set_random_seed(0)
-    lm = ks.models.SparseCausalLM(
-        vocab_size=VOCAB,
-        num_layers=2,
-        hidden_dim=16,
-        num_heads=2,
-        intermediate_dim=32,
-        pattern=pattern,
-        position_encoding=position_encoding,
-    )
+    sizes = dict(vocab_size=VOCAB, num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32)
+    lm = ks.models.SparseCausalLM(**sizes, pattern=pattern, position_encoding=position_encoding)
     lm(np.zeros((1, 16), "int32"))
     return lm
 
