@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--dense-length", type=int, default=16384, help="the dense decoder's longest full cache")
     parser.add_argument(
         "--position-encoding",
-        default="sinusoidal",
+        default="rotary",
         choices=POSITION_ENCODINGS,
         help="of the dense, window+sinks and window models compared (and the int8 file)",
     )

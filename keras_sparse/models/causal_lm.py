@@ -45,11 +45,12 @@ class SparseCausalLM(keras.Model):
         dropout: rate after embeddings, attention and feed-forward (default 0).
         activation: of the feed-forward network (default "relu"; see `SparseTransformerEncoder`).
         tie_embeddings: the output head is the token embedding transposed (default True).
-        position_encoding: "sinusoidal" (default; Vaswani et al. 2017, added to the token embedding), "rotary"
-            (RoPE, Su et al. 2021: queries and keys rotated at their positions; keys enter the cache rotated) or
+        position_encoding: "rotary" (default; RoPE, Su et al. 2021: queries and keys rotated at their positions;
+            keys enter the cache rotated), "sinusoidal" (Vaswani et al. 2017, added to the token embedding; what
+            `.keras` files without this key were made with, and load with) or
             "alibi" (Press et al. 2022: a per-head bias `-m_h * (i - j)`, slopes `m_h = 2 ** (-8 * (h + 1) / H)`,
             which is `pattern & DistanceDecay(2 ** (-8 / H), ALIBI_THRESHOLD, per_head=True)` on the sparse
-            kernels and the ring buffer). Measured in docs/decoding.md.
+            kernels and the ring buffer). Rotary is the default by measurement (docs/decoding.md).
         max_wavelength: of the sinusoidal or rotary positions (default 10000).
         layer_norm_epsilon: default 1e-5.
         implementation: the attention kernel for full sequences (see `SparseMultiHeadAttention`).
@@ -83,7 +84,7 @@ class SparseCausalLM(keras.Model):
         dropout: float = 0.0,
         activation="relu",
         tie_embeddings: bool = True,
-        position_encoding: str = "sinusoidal",
+        position_encoding: str = "rotary",
         max_wavelength: float = 10000.0,
         layer_norm_epsilon: float = 1e-5,
         implementation: str = "auto",
@@ -283,6 +284,10 @@ class SparseCausalLM(keras.Model):
         draw = drawer_of(sampler, boolean("deterministic", deterministic))
         decoder = self.decoder(prompt.shape[0], cache, prompt.shape[1] + max_new_tokens)
         return decode(decoder, prompt, max_new_tokens, draw, prefill_length)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{"position_encoding": "sinusoidal", **config})  # configs saved before the option existed
 
     def get_config(self):
         return {

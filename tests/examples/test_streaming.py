@@ -32,7 +32,7 @@ def test_streaming_example_writes_its_report_under_out(tmp_path):
     assert set(results["positions"]) == {"sinusoidal", "rotary", "alibi"}
     for row in results["positions"].values():  # the training length, 4x and 8x it, and the ring buffer
         assert set(row) == {"1x", "4x", "8x", "streaming"} and all(0 < bpc < 8 for bpc in row.values())
-    assert results["bpc"]["window+sinks"] == results["positions"]["sinusoidal"]["1x"]
+    assert results["bpc"]["window+sinks"] == results["positions"]["rotary"]["1x"]
     assert all(0 < bpc < 8 for bpc in results["bpc"].values())  # below a uniform guess over bytes
     assert results["int8_file"]["argmax_agreement"] >= 0.99
     assert abs(results["streaming_bpc_int8"] - results["streaming_bpc_keras"]) < 0.2
