@@ -101,16 +101,18 @@ def decay_bias(layout: RingBufferLayout, query_positions: tf.Tensor, key_positio
     """`(bias, within)` of the decay per head, each `(H', T, S)`, or `(None, None)` without a decay.
 
     `bias` is `-rate * (query - key)` (`DistanceDecay.offset_bias`), `within` whether the key lies within the
-    decay's `max_distance`, where the sequence kernels cut its band. Past it the bias stays at its value there,
-    so the scores' range does not grow with the position (int8 files quantize it).
+    decay's `max_distance`, where the sequence kernels cut its band. The offsets are clipped to `[0,
+    max_distance]` in int32 before the float product: the bias's range does not grow with the position, and no
+    large constant meets a float tensor that an int8 file quantizes (it would share that constant's scale).
     """
     if layout.decay is None:
         return None, None
     heads = layout.decay.patterns if isinstance(layout.decay, PerHead) else (layout.decay,)
     rates = np.array([head.rate for head in heads], np.float32)[:, None, None]
-    reach = np.array([head.max_distance for head in heads], np.float32)[:, None, None]
-    offsets = tf.cast(query_positions[:, None] - key_positions[None, :], tf.float32)[None]
-    return -rates * tf.minimum(offsets, reach), offsets <= reach
+    reach = np.array([min(head.max_distance, 2**31 - 1) for head in heads], np.int32)[:, None, None]
+    offsets = (query_positions[:, None] - key_positions[None, :])[None]
+    clipped = tf.cast(tf.minimum(tf.maximum(offsets, 0), reach), tf.float32)  # (H', T, S)
+    return -rates * clipped, offsets <= reach
 
 
 def _is_sink(positions: tf.Tensor, layout: RingBufferLayout) -> tf.Tensor:

@@ -72,7 +72,7 @@ def test_rotary_and_alibi_scores_depend_only_on_offsets():
         lm = language_model(window, position_encoding=position_encoding)
         whole, shifted = lm(tokens).numpy(), lm(tokens[:, 16:]).numpy()
         assert relative_error(shifted[:, 8:], whole[:, 24:], ...) < 1e-4  # rows whose window lies inside both
-    lm = language_model(window)  # sinusoidal positions are absolute
+    lm = language_model(window, position_encoding="sinusoidal")  # absolute positions
     assert relative_error(lm(tokens[:, 16:]).numpy()[:, 8:], lm(tokens).numpy()[:, 24:], ...) > 1e-2
 
 
@@ -147,10 +147,11 @@ def test_untied_head_and_config_round_trip(position_encoding):
     tokens = np.arange(12)[None]
     np.testing.assert_allclose(again(tokens).numpy(), lm(tokens).numpy(), rtol=1e-6)
     assert again.output_head is not None
+    assert ks.models.SparseCausalLM(VOCAB, 1, 16, 2, 8).position_encoding == "rotary"  # the measured default
 
 
 def test_configs_without_a_position_encoding_load_with_sinusoidal_positions():
-    lm = language_model()
+    lm = language_model(position_encoding="sinusoidal")
     config = lm.get_config()
     del config["position_encoding"]  # a model saved before the option existed
     again = ks.models.SparseCausalLM.from_config(config)
