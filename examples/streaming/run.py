@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 
 import keras_sparse as ks  # noqa: E402
 from converters import to_tflite_decoder  # noqa: E402
+from converters.errors import VerificationError  # noqa: E402
 from converters.tflite_decoder import LiteRTDecoder  # noqa: E402
 from keras_sparse.files import write_atomically  # noqa: E402
 from keras_sparse.models.causal_lm import POSITION_ENCODINGS  # noqa: E402
@@ -186,28 +187,35 @@ def main() -> None:
 
     lm = models["window+sinks"]
     results["streaming_bpc_keras"] = results["positions"][args.position_encoding]["streaming"]
-    path = out / "window_sinks_int8.tflite"
-    # The int8 logits' relative error bound is raised from 0.25 to 0.5 (a 300-step character model measured
-    # 0.35); the 99% greedy-token bound stays, and the file's streaming bits per character below are the measure.
-    conversion = to_tflite_decoder(
-        lm,
-        path,
-        quantization="int8",
-        representative_data=held_out[None, -4096:],
-        overwrite=True,
-        max_relative_error=0.5,
-    )
+    # The int8 logits' relative error bound is raised from 0.25 to 0.5 (a 300-step sinusoidal character model
+    # measured 0.35); the 99% greedy-token bound stays. A file refused by verification is reported, and the
+    # LiteRT rows below then come from the float32 file.
+    try:
+        path = out / "window_sinks_int8.tflite"
+        conversion = to_tflite_decoder(
+            lm,
+            path,
+            quantization="int8",
+            representative_data=held_out[None, -4096:],
+            overwrite=True,
+            max_relative_error=0.5,
+        )
+        results["streaming_bpc_int8"] = streaming_bits(LiteRTDecoder(path), stream)
+    except VerificationError as error:
+        results["int8_refused"] = str(error)
+        path = out / "window_sinks_float32.tflite"
+        conversion = to_tflite_decoder(lm, path, overwrite=True)
     print(conversion.report(), file=sys.stderr)
-    results["int8_file"] = {
+    results["litert_file"] = {
+        "name": path.name,
         "size_kib": conversion.size_bytes / 1024,
         "max_relative_error": conversion.max_relative_error,
         "argmax_agreement": conversion.argmax_agreement,
     }
     decoder = LiteRTDecoder(path)
-    results["streaming_bpc_int8"] = streaming_bits(decoder, stream)
     decoder.reset()
     every = max(args.generate // 8, 1)
-    results["ring_int8_litert_generation"] = speed_and_memory(decoder, args.generate, every)
+    results["ring_litert_generation"] = speed_and_memory(decoder, args.generate, every)
     results["ring_keras_generation"] = speed_and_memory(lm.decoder(1, "bounded"), args.generate, every)
     lengths = [n for n in (1024, 4096) if n < args.dense_length] + [args.dense_length]
     results["dense_full_cache_keras"] = full_cache_cost(models["dense"], lengths)
@@ -238,7 +246,12 @@ def main() -> None:
     lines += [
         "",
         f"Streaming over {len(stream):,} held-out characters, one per step (window+sinks): Keras "
-        f"{results['streaming_bpc_keras']:.3f}, LiteRT int8 {results['streaming_bpc_int8']:.3f} bits per character.",
+        f"{results['streaming_bpc_keras']:.3f} bits per character; "
+        + (
+            f"LiteRT int8 {results['streaming_bpc_int8']:.3f}."
+            if "int8_refused" not in results
+            else f"the int8 file was refused: {results['int8_refused']}"
+        ),
         "",
         "Generation (greedy, batch 1): per-token milliseconds and cache size against the position. The ring "
         "buffers' rows are means over the positions since the previous row; the dense decoder's rows are a full "
@@ -247,7 +260,7 @@ def main() -> None:
         "| decoder | position | ms per token | cache MiB | peak RSS MiB |",
         "|---|---|---|---|---|",
     ]
-    for name in ("ring_int8_litert_generation", "ring_keras_generation", "dense_full_cache_keras"):
+    for name in ("ring_litert_generation", "ring_keras_generation", "dense_full_cache_keras"):
         lines += [
             f"| {name} | {r['position']:,} | {r['ms_per_token']:.2f} | {r['cache_mib']:.3f} | "
             f"{r.get('peak_rss_mib', float('nan')):.0f} |"
