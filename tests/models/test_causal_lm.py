@@ -76,12 +76,20 @@ def test_rotary_and_alibi_scores_depend_only_on_offsets():
     assert relative_error(lm(tokens[:, 16:]).numpy()[:, 8:], lm(tokens).numpy()[:, 24:], ...) > 1e-2
 
 
+BIG_BIRD = ks.patterns.BigBird(block_size=8, num_global_blocks=1, num_random_blocks=1)
+
+
 @pytest.mark.parametrize(
-    "pattern",
-    [ks.patterns.Dense(), ks.patterns.BigBird(block_size=8, num_global_blocks=1, num_random_blocks=1)],
-    ids=["dense", "bigbird"],
+    "pattern, position_encoding",
+    [
+        *(pytest.param(ks.patterns.Dense(), encoding, id=f"dense-{encoding}") for encoding in ENCODINGS),
+        pytest.param(BIG_BIRD, "rotary", id="bigbird-rotary"),
+        *(
+            pytest.param(BIG_BIRD, encoding, marks=pytest.mark.slow, id=f"bigbird-{encoding}")
+            for encoding in ("sinusoidal", "alibi")
+        ),
+    ],
 )
-@pytest.mark.parametrize("position_encoding", ENCODINGS)
 def test_patterns_that_cannot_be_bounded_decode_with_a_full_cache_and_say_so(pattern, position_encoding):
     lm = language_model(pattern, position_encoding=position_encoding)
     prompt = np.array([[5, 6, 7, 8, 9]])
@@ -118,7 +126,7 @@ def test_samplers_are_seeded_and_restricted():
 
 
 @pytest.mark.parametrize(
-    "position_encoding", ["sinusoidal", *(pytest.param(e, marks=pytest.mark.slow) for e in ENCODINGS[1:])]
+    "position_encoding", ["rotary", *(pytest.param(e, marks=pytest.mark.slow) for e in ("sinusoidal", "alibi"))]
 )
 def test_fit_lowers_the_loss_and_the_keras_file_loads_without_custom_objects(tmp_path, position_encoding):
     lm = language_model(position_encoding=position_encoding)
