@@ -9,6 +9,7 @@ import re
 import struct
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
@@ -17,10 +18,15 @@ from converters import c_sources
 from converters.converter_logs import captured_stderr
 from converters.errors import ConversionError, VerificationError, explain_runtime_failure
 from converters.litert import dequantized, output_order, quantized_inputs
+from converters.micro_forms import micro_forms
 from converters.to_tflite import ConversionResult, convert_verified
 from converters.verification import verify
 from keras_sparse.files import MANIFEST, check_output_folder, write_folder_atomically
-from keras_sparse.validation import boolean, non_negative_int
+from keras_sparse.models import SparseCausalLM
+from keras_sparse.validation import boolean, invalid_argument, non_negative_int
+
+if TYPE_CHECKING:
+    from converters.micro_decoder import MicroDecoderBundle
 
 MICRO_FIXES = {
     "SELECT": "keras.layers.Embedding emits it (negative-id wrapping): use keras_sparse.layers.TokenEmbedding",
@@ -157,7 +163,7 @@ def _search(works) -> int:
     return high
 
 
-def _check_micro_ops(flatbuffer: bytes) -> None:
+def check_micro_ops(flatbuffer: bytes) -> None:
     """Raises ConversionError naming the ops TFLite Micro has no kernel for, and how to avoid them."""
     with captured_stderr() as log:
         try:
@@ -185,8 +191,13 @@ def to_micro(
     overwrite: bool = False,
     max_quantization_steps: int | None = None,
     max_query_blocks: int | None = None,
-) -> MicroBundle:
+) -> MicroBundle | MicroDecoderBundle:
     """Writes a TFLite Micro bundle for `model` as the folder `folder`, after verifying it.
+
+    A `keras_sparse.models.SparseCausalLM` becomes its int8 decode step, with a README holding a C++ decode
+    loop (`converters.micro_decoder.to_micro_decoder`, which returns a `MicroDecoderBundle`): `representative_data`
+    is then token ids `(N, L)`, `verification_data` the verification prompt, and `seq_len` and
+    `max_query_blocks` must be None.
 
     Files: `<name>_int8.tflite` (verified against `model` as `to_tflite` verifies), `<name>_model_data.cc/.h`
     (an `alignas(16)` array and its size), `<name>_op_resolver.h` (a `MicroMutableOpResolver<N>`
@@ -234,6 +245,23 @@ def to_micro(
     >>> bundle.ops, bundle.max_quantization_steps <= 1
     (('FULLY_CONNECTED',), True)
     """
+    if isinstance(model, SparseCausalLM):
+        for argument, value in (("seq_len", seq_len), ("max_query_blocks", max_query_blocks)):
+            if value is not None:
+                raise invalid_argument(argument, "None for a SparseCausalLM (its decode step reads one token)", value)
+        from converters.micro_decoder import to_micro_decoder  # which uses this module's arena search
+
+        return to_micro_decoder(
+            model,
+            folder,
+            representative_data,
+            name,
+            verification_data,
+            max_relative_error=max_relative_error,
+            min_argmax_agreement=min_argmax_agreement,
+            max_quantization_steps=max_quantization_steps,
+            overwrite=overwrite,
+        )
     name = c_sources.c_identifier(name)
     overwrite = boolean("overwrite", overwrite)
     if max_quantization_steps is not None:
@@ -260,8 +288,8 @@ def to_micro(
         full_integer=True,
         max_query_blocks=max_query_blocks,
     )
-    flatbuffer = verified.flatbuffer
-    _check_micro_ops(flatbuffer)
+    flatbuffer, _ = micro_forms(verified.flatbuffer)
+    check_micro_ops(flatbuffer)
     ops = list(verified.result.ops)
     resolver = c_sources.op_resolver_header(name, ops)  # before the slow arena search: every op needs a method
 
@@ -290,7 +318,7 @@ def to_micro(
         names[1]: c_sources.model_data_source(name, flatbuffer).encode(),
         names[2]: c_sources.model_data_header(name).encode(),
         names[3]: resolver.encode(),
-        names[4]: c_sources.model_settings_header(name, _settings(litert, arena)).encode(),
+        names[4]: c_sources.model_settings_header(name, micro_settings(litert, arena)).encode(),
     }
     write_folder_atomically(folder, contents, overwrite=overwrite)
     return MicroBundle(
@@ -326,7 +354,7 @@ def _run_micro(
     return outputs, worst
 
 
-def _settings(litert: Interpreter, arena: int) -> dict:
+def micro_settings(litert: Interpreter, arena: int) -> dict:
     """The constants of `<name>_model_settings.h`: shapes and quantization of the inputs and outputs, and the arena."""
     inputs, outputs = litert.get_input_details(), litert.get_output_details()
     settings = {}
