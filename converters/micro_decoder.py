@@ -24,7 +24,7 @@ from converters.converter_logs import quiet_converter
 from converters.errors import ConversionError, VerificationError, explain_runtime_failure
 from converters.micro_forms import micro_forms
 from converters.quantization import MODES
-from converters.tflite_decoder import INT8_MAX_RELATIVE_ERROR, calibration_inputs, frozen, teacher_forcing
+from converters.tflite_decoder import INT8_MAX_RELATIVE_ERROR, calibration_inputs, frozen_function, teacher_forcing
 from converters.to_micro import ARENA_MARGIN, check_micro_ops, micro_settings, smallest_arena
 from converters.verification import verify
 from keras_sparse import kernels
@@ -204,7 +204,7 @@ def decode_step_file(lm: SparseCausalLM, data: np.ndarray) -> bytes:
         logits, cache = lm.call_with_cache(token_ids, cache, position[0], True)
         return {"cache": cache, "logits": logits}  # flattened in key order: OUTPUTS
 
-    function = frozen(tf.function(step, input_signature=specs), specs)
+    function = frozen_function(tf.function(step, input_signature=specs), specs)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
 
     def representative_dataset():
@@ -438,7 +438,7 @@ alignas(16) static uint8_t tensor_arena[kTensorArenaSize];
 // Greedy generation: the prompt, then `count` new tokens written to `out`. Returns false on an error.
 bool Generate(const int32_t* prompt, int prompt_length, int32_t* out, int count) {{
   const tflite::Model* model = tflite::GetModel(g_{name}_model_data);
-  static {Name}OpResolver resolver;
+  {Name}OpResolver resolver;
   if (Register{Name}Ops(resolver) != kTfLiteOk) return false;
   tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, kTensorArenaSize);
   if (interpreter.AllocateTensors() != kTfLiteOk) return false;
@@ -453,19 +453,19 @@ bool Generate(const int32_t* prompt, int prompt_length, int32_t* out, int count)
     token->data.i32[0] = next;
     position->data.i32[0] = step;  // the ring buffer keeps the last positions whatever `step` is
     if (interpreter.Invoke() != kTfLiteOk) return false;
-    // Carry the cache: the output may share arena memory with the input, hence memmove.
-    std::memmove(cache->data.int8, interpreter.output(kCacheOutput)->data.int8, kCacheBytes);
     if (step + 1 < prompt_length) {{
       next = prompt[step + 1];  // still reading the prompt
-      continue;
+    }} else {{
+      const int8_t* logits = interpreter.output(kLogitsOutput)->data.int8;
+      int32_t best = 0;
+      for (int32_t id = 1; id < kVocabSize; ++id) {{
+        if (logits[id] > logits[best]) best = id;
+      }}
+      next = best;
+      out[step + 1 - prompt_length] = next;
     }}
-    const int8_t* logits = interpreter.output(kLogitsOutput)->data.int8;
-    int32_t best = 0;
-    for (int32_t id = 1; id < kVocabSize; ++id) {{
-      if (logits[id] > logits[best]) best = id;
-    }}
-    next = best;
-    out[step + 1 - prompt_length] = next;
+    // Carry the cache, after reading the logits: an input's arena memory may be reused by the outputs.
+    std::memmove(cache->data.int8, interpreter.output(kCacheOutput)->data.int8, kCacheBytes);
   }}
   return true;
 }}

@@ -216,7 +216,9 @@ def teacher_forcing(tokens: np.ndarray, start: int):
     return lambda logits: tokens[:, next(columns)].astype(np.int32)
 
 
-def frozen(function: tf.types.experimental.GenericFunction, specs: tuple) -> tf.types.experimental.GenericFunction:
+def frozen_function(
+    function: tf.types.experimental.GenericFunction, specs: tuple
+) -> tf.types.experimental.GenericFunction:
     """`function` with the model's variables folded in as constants, taking `specs`.
 
     A SavedModel holding the variables converts to a file that reads them with VAR_HANDLE / READ_VARIABLE and
@@ -235,8 +237,8 @@ def frozen(function: tf.types.experimental.GenericFunction, specs: tuple) -> tf.
 
 def _convert(module: _Signatures, mode, representative_dataset) -> bytes:
     frozen = tf.Module()
-    frozen.prefill = frozen(module.prefill, module.prefill.input_signature)
-    frozen.decode = frozen(module.decode, module.decode.input_signature)
+    frozen.prefill = frozen_function(module.prefill, module.prefill.input_signature)
+    frozen.decode = frozen_function(module.decode, module.decode.input_signature)
     with tempfile.TemporaryDirectory() as folder:
         signatures = {name: getattr(frozen, name).get_concrete_function() for name in ("prefill", "decode")}
         tf.saved_model.save(frozen, folder, signatures=signatures)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from converters.micro_decoder import MicroDecoderBundle
 
 MICRO_FIXES = {
-    "SELECT": "keras.layers.Embedding emits it (negative-id wrapping): use keras_sparse.layers.TokenEmbedding",
+    "SELECT": "a tf.where whose condition has fewer dimensions than its operands: broadcast the condition",
     "TOPK_V2": "LSH attention sorts with it: use a static pattern (SlidingWindow, BigBird, ...)",
     "GELU": "use activation='relu', or the tanh approximation",
 }
@@ -290,11 +290,11 @@ def to_micro(
     )
     flatbuffer, _ = micro_forms(verified.flatbuffer)
     check_micro_ops(flatbuffer)
-    ops = list(verified.result.ops)
-    resolver = c_sources.op_resolver_header(name, ops)  # before the slow arena search: every op needs a method
-
     litert = Interpreter(model_content=flatbuffer)
     litert.allocate_tensors()
+    ops = sorted({op["op_name"] for op in litert._get_ops_details()} - {"DELEGATE"})  # after the rewrites
+    resolver = c_sources.op_resolver_header(name, ops)  # before the slow arena search: every op needs a method
+
     input_names = [i.name for i in verified.inputs]
     samples = [quantized_inputs(litert, sample, input_names) for sample in verified.samples[:MICRO_SAMPLES]]
     micro_outputs, worst = _run_micro(flatbuffer, litert, samples)
