@@ -31,7 +31,14 @@ from keras_sparse import kernels
 from keras_sparse.files import MANIFEST, check_output_folder, write_folder_atomically
 from keras_sparse.models import SparseCausalLM
 from keras_sparse.models.decoding import decode, drawer_of, prompt_array
-from keras_sparse.validation import boolean, invalid_argument, non_negative_int, number, optional_positive_int
+from keras_sparse.validation import (
+    boolean,
+    invalid_argument,
+    non_negative_int,
+    number,
+    optional_positive_int,
+    positive_int,
+)
 
 INPUTS = ("token_ids", "position", "cache")
 """The step's inputs, in the file's order (`kTokenIdsInput`, `kPositionInput`, `kCacheInput`)."""
@@ -95,6 +102,8 @@ class MicroDecoder:
 
     `decoder(token_ids (1, T), position) -> logits float32 (1, T, vocab)` reads the T tokens one step each.
 
+    `step_ms` lists each step's time (milliseconds: setting the inputs, invoking, reading the outputs).
+
     Args:
         model: the `.tflite` path or its bytes (`<name>_int8.tflite` of a decoder bundle).
         runtime: "micro" (the tflite-micro Python interpreter, default) or "litert".
@@ -117,6 +126,7 @@ class MicroDecoder:
         else:
             raise invalid_argument("runtime", "'micro' or 'litert'", f"runtime={runtime!r}")
         self.cache_shape = tuple(int(n) for n in self.inputs["cache"]["shape"])
+        self.step_ms = []
         self.reset()
 
     def reset(self) -> None:
@@ -130,6 +140,7 @@ class MicroDecoder:
             "position": np.array([position], np.int32),
             "cache": self.cache,
         }
+        start = time.perf_counter()
         if self.micro is not None:
             self.micro.reset()
             for index, name in enumerate(INPUTS):
@@ -142,6 +153,7 @@ class MicroDecoder:
             self.litert.invoke()
             outputs = {name: self.litert.get_tensor(self.outputs[name]["index"]) for name in OUTPUTS}
         self.cache = outputs["cache"].astype(np.int8)
+        self.step_ms.append((time.perf_counter() - start) * 1e3)
         return outputs["logits"]
 
     def __call__(self, token_ids: np.ndarray, position: int) -> np.ndarray:
@@ -171,9 +183,7 @@ def generate_micro(
     prompt = prompt_array(prompt_ids, int(decoder.outputs["logits"]["shape"][-1]))
     if prompt.shape[0] != 1:
         raise invalid_argument("prompt_ids", "one prompt (the file has batch 1)", f"{prompt.shape[0]} prompts")
-    max_new_tokens = optional_positive_int("max_new_tokens", max_new_tokens)
-    if max_new_tokens is None:
-        raise invalid_argument("max_new_tokens", "a positive integer", "max_new_tokens=None")
+    max_new_tokens = positive_int("max_new_tokens", max_new_tokens)
     return decode(decoder, prompt, max_new_tokens, drawer_of(sampler, boolean("deterministic", deterministic)), 1)
 
 
@@ -317,8 +327,8 @@ def to_micro_decoder(
     tokens = decode(
         lm.decoder(1, "bounded"), prompt, steps, drawer_of("greedy", False), 1, on_token=_recorder(expected)
     )
-    times = []
-    for runtime, decoder in (("LiteRT", litert), ("TFLite Micro", _timed(MicroDecoder(flatbuffer), times))):
+    micro = MicroDecoder(flatbuffer)
+    for runtime, decoder in (("LiteRT", litert), ("TFLite Micro", micro)):
         try:
             decode(
                 decoder, prompt, steps, teacher_forcing(tokens, prompt.shape[1]), 1, on_token=_recorder(runs[runtime])
@@ -367,7 +377,7 @@ def to_micro_decoder(
         comparisons["TFLite Micro"].max_relative_error,
         comparisons["TFLite Micro"].argmax_agreement,
         worst,
-        statistics.median(times),
+        statistics.median(micro.step_ms),
     )
     contents = {
         names[0]: flatbuffer,
@@ -384,19 +394,6 @@ def to_micro_decoder(
 def _recorder(steps: list):
     """An `on_token` callback appending each step's next-token logits (batch 1) as a one-output sample."""
     return lambda position, logits: steps.append([np.asarray(logits, np.float32)])
-
-
-def _timed(decoder: MicroDecoder, times: list) -> MicroDecoder:
-    step = decoder.step
-
-    def timed(token: int, position: int) -> np.ndarray:
-        start = time.perf_counter()
-        logits = step(token, position)
-        times.append((time.perf_counter() - start) * 1e3)
-        return logits
-
-    decoder.step = timed
-    return decoder
 
 
 README = """# {name}: a keras-sparse causal language model's decode step for TFLite Micro

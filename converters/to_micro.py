@@ -212,6 +212,8 @@ def to_micro(
     see the old bundle or the new one. `folder` must be new, empty, or (with `overwrite`) hold an earlier
     bundle unchanged; a file of anyone else's in it, whatever its name, is never touched: the call is refused.
 
+    Ops TFLite Micro lacks but has an exact form of (SELECT, int32 SELECT_V2 and FLOOR_MOD, 5-D STRIDED_SLICE) are
+    rewritten first (`converters.micro_forms`): the bundle's `.tflite` is the rewritten file.
     TFLite Micro runs the file too, and its outputs must meet the same bounds against the Keras model as
     LiteRT's (`max_relative_error`, `min_argmax_agreement`). The two runtimes' int8 kernels round
     differently and the differences add up through a network, so the bundle also reports how many output
