@@ -22,6 +22,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from converters import c_sources
 from converters.converter_logs import quiet_converter
 from converters.errors import ConversionError, VerificationError, explain_runtime_failure
+from converters.float32_copy import low_precision
 from converters.micro_forms import micro_forms
 from converters.quantization import MODES
 from converters.tflite_decoder import INT8_MAX_RELATIVE_ERROR, calibration_inputs, frozen_function, teacher_forcing
@@ -279,6 +280,13 @@ def to_micro_decoder(
     """
     if not isinstance(lm, SparseCausalLM) or not lm.built:
         raise invalid_argument("model", "a built keras_sparse.models.SparseCausalLM (call it once)", f"{lm!r}")
+    if low_precision(lm):
+        raise invalid_argument(
+            "model",
+            "a model computing in float32 (the decode step is verified token by token against it). Fix: build it "
+            "under keras.mixed_precision.set_global_policy('float32') and copy the weights with set_weights",
+            f"dtype policy {lm.dtype_policy.name}",
+        )
     reason = kernels.unbounded_reason(lm.pattern)
     if reason is not None:
         raise invalid_argument(

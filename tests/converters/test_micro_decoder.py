@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 
+import keras
 import numpy as np
 import pytest
 
@@ -127,6 +128,13 @@ def test_arguments_that_do_not_apply_to_a_decoder_are_refused(tmp_path):
         converters.to_micro(lm, tmp_path / "micro", CALIBRATION, seq_len=16)
     with pytest.raises(ValueError, match="argument `representative_data`"):
         converters.to_micro(lm, tmp_path / "micro", np.ones((4, 8)))
+    with pytest.raises(ValueError, match="argument `model`.*float32"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        try:
+            mixed = language_model()
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        converters.to_micro(mixed, tmp_path / "micro", CALIBRATION)
     with pytest.raises(TypeError, match="quantization"):  # to_micro is int8 only, for every model
         converters.to_micro(lm, tmp_path / "micro", CALIBRATION, quantization="float32")
     assert not (tmp_path / "micro").exists()
