@@ -11,34 +11,15 @@ import pytest
 import converters
 import keras_sparse as ks
 from converters.tflite_decoder import LiteRTDecoder
-
-VOCAB = 12
-PATTERN = ks.patterns.SlidingWindow(window_size=8, global_tokens=(0, 1), block_size=8)
-
-
-def language_model(pattern=PATTERN, position_encoding="sinusoidal"):
-    keras.utils.set_random_seed(0)
-    sizes = dict(vocab_size=VOCAB, num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32)
-    lm = ks.models.SparseCausalLM(**sizes, pattern=pattern, position_encoding=position_encoding)
-    lm(np.zeros((1, 16), "int32"))
-    return lm
-
-
-def text(count: int, length: int, seed: int = 0) -> np.ndarray:
-    """Sequences of a counting 'language' (each token is the previous one plus 1 or 2, mod VOCAB)."""
-    steps = np.random.default_rng(seed).choice([1, 2], p=[0.9, 0.1], size=(count, length))
-    return (np.cumsum(steps, axis=1) % VOCAB).astype("int32")
+from tests.converters.conftest import fitted, language_model, text
 
 
 @pytest.fixture(
-    scope="module", params=["sinusoidal", *(pytest.param(e, marks=pytest.mark.slow) for e in ("rotary", "alibi"))]
+    params=["sinusoidal", *(pytest.param(encoding, marks=pytest.mark.slow) for encoding in ("rotary", "alibi"))]
 )
-def trained(request):
-    lm = language_model(position_encoding=request.param)
-    data = text(64, 33)
-    lm.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    lm.fit(data[:, :-1], data[:, 1:], epochs=25, batch_size=16, verbose=0)  # loss 2.5 -> 0.3
-    return lm
+def trained(request, trained_lm):
+    """The trained window-with-sinks model, with each position encoding (the session's for sinusoidal)."""
+    return trained_lm if request.param == "sinusoidal" else fitted(language_model(position_encoding=request.param))
 
 
 @pytest.mark.parametrize("position_encoding", ["sinusoidal", "rotary", "alibi"])
