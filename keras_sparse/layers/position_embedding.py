@@ -1,4 +1,4 @@
-"""`PositionEmbedding`: learned or sinusoidal position vectors for a fixed sequence length."""
+"""`PositionEmbedding`: learned or sinusoidal position vectors for a fixed sequence length; `rotary_encoding`."""
 
 from __future__ import annotations
 
