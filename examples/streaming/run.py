@@ -156,13 +156,10 @@ def full_cache_cost(lm, lengths: list[int], steps: int = 64) -> list[dict]:
     return rows
 
 
-def update_demo_assets(lm: ks.models.SparseCausalLM, held_out: np.ndarray, args) -> None:
-    """Writes `lm` as the web demo's int8 decoder, with its golden file: LiteRT Python's greedy tokens."""
-    bpc = bits_per_character(lm, held_out, args.seq_len)
-    out = pathlib.Path(args.out)
-    lm.save(out / "streaming_window_sinks.keras")  # kept if the int8 file fails its verification
-    path = out / DEMO_MODEL.name
-    conversion = to_tflite_decoder(  # calibrated on 8 prompts: each also calibrates the prefill signature once
+def int8_decoder(lm: ks.models.SparseCausalLM, path: pathlib.Path, held_out: np.ndarray):
+    """`lm`'s int8 decoder file at `path`, calibrated on 8 held-out prompts (each also calibrates the prefill
+    signature once), verified within the demo's bounds."""
+    return to_tflite_decoder(
         lm,
         path,
         quantization="int8",
@@ -171,6 +168,15 @@ def update_demo_assets(lm: ks.models.SparseCausalLM, held_out: np.ndarray, args)
         max_relative_error=DEMO_MAX_RELATIVE_ERROR,
         overwrite=True,
     )
+
+
+def update_demo_assets(lm: ks.models.SparseCausalLM, held_out: np.ndarray, args) -> None:
+    """Writes `lm` as the web demo's int8 decoder, with its golden file: LiteRT Python's greedy tokens."""
+    bpc = bits_per_character(lm, held_out, args.seq_len)
+    out = pathlib.Path(args.out)
+    lm.save(out / "streaming_window_sinks.keras")  # kept if the int8 file fails its verification
+    path = out / DEMO_MODEL.name
+    conversion = int8_decoder(lm, path, held_out)
     print(conversion.report(), file=sys.stderr)
     model = path.read_bytes()
     examples = []
@@ -251,19 +257,10 @@ def main() -> None:
 
     lm = models["window+sinks"]
     results["streaming_bpc_keras"] = results["positions"][args.position_encoding]["streaming"]
-    # Calibrated on 8 prompts as the demo's file (each also calibrates `prefill`), within the demo's bounds. A
-    # file refused by verification is reported, and the LiteRT rows below then come from the float32 file.
+    # A file refused by verification is reported, and the LiteRT rows below then come from the float32 file.
     try:
         path = out / "window_sinks_int8.tflite"
-        conversion = to_tflite_decoder(
-            lm,
-            path,
-            quantization="int8",
-            representative_data=held_out[: 8 * 64].reshape(8, 64),
-            min_argmax_agreement=DEMO_MIN_ARGMAX_AGREEMENT,
-            max_relative_error=DEMO_MAX_RELATIVE_ERROR,
-            overwrite=True,
-        )
+        conversion = int8_decoder(lm, path, held_out)
         results["streaming_bpc_int8"] = streaming_bits(LiteRTDecoder(path), stream)
     except VerificationError as error:
         results["int8_refused"] = str(error)
