@@ -144,7 +144,7 @@ def to_tflite(
     written (atomically) only if every output is finite and within the mode's tolerance. A model whose layers
     compute in float16 or bfloat16 (Keras mixed precision) is converted as a float32 copy holding its weights
     (`converters.float32_copy`), verified against the model itself within the mode's bound or that dtype's
-    rounding (`PRECISION_TOLERANCE`), whichever is looser.
+    rounding (`PRECISION_TOLERANCE`), whichever is looser (bounds passed as arguments are kept as given).
 
     Args:
         model: a functional or Sequential Keras model (keras-hub backbones and tasks are).
@@ -240,6 +240,7 @@ def convert_verified(
     `keras_sparse.rewrites.with_max_query_blocks` (for `to_micro`).
     """
     mode = MODES[one_of("quantization", quantization, tuple(MODES))]
+    default_error, default_agreement = max_relative_error is None, min_argmax_agreement is None
     max_relative_error = _bound("max_relative_error", max_relative_error, mode.max_relative_error)
     min_argmax_agreement = _bound("min_argmax_agreement", min_argmax_agreement, mode.min_argmax_agreement)
     sparse_weights = boolean("sparse_weights", sparse_weights)
@@ -290,8 +291,10 @@ def convert_verified(
         export, rewrites = _export_copy(source, quantization, max_query_blocks, selective)
     if precision:
         rewrites.insert(0, f"a float32 copy of the {precision} model")
-        max_relative_error = max(max_relative_error, PRECISION_TOLERANCE[precision])
-        min_argmax_agreement = min(min_argmax_agreement, MODES["float16"].min_argmax_agreement)
+        if default_error:  # the user's own bounds stay as given
+            max_relative_error = max(max_relative_error, PRECISION_TOLERANCE[precision])
+        if default_agreement:
+            min_argmax_agreement = min(min_argmax_agreement, MODES["float16"].min_argmax_agreement)
     function, rewrite_error = original, None
     if rewrites:
         function = _traced(export, inputs)

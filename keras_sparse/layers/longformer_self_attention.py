@@ -107,7 +107,10 @@ class LongformerSelfAttention(SparseMultiHeadAttention):
         seq_len = hidden_states_shape[1]
         if seq_len is None:
             raise invalid_argument(
-                "hidden_states", "a static sequence length", f"hidden_states.shape={tuple(hidden_states_shape)}"
+                "hidden_states",
+                "a static sequence length, as the global tokens' copies are placed after it. Fix: give the model "
+                "a fixed length (keras.Input((seq_len, hidden_dim))), or call the layer on a tensor of known shape",
+                f"hidden_states.shape={tuple(hidden_states_shape)}",
             )
         outside = [t for t in self.global_tokens if t >= seq_len]
         if outside:

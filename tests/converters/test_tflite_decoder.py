@@ -16,10 +16,10 @@ VOCAB = 12
 PATTERN = ks.patterns.SlidingWindow(window_size=8, global_tokens=(0, 1), block_size=8)
 
 
-def language_model(pattern=PATTERN):
+def language_model(pattern=PATTERN, intermediate_dim=32):
     keras.utils.set_random_seed(0)
     lm = ks.models.SparseCausalLM(
-        vocab_size=VOCAB, num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32, pattern=pattern
+        vocab_size=VOCAB, num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=intermediate_dim, pattern=pattern
     )
     lm(np.zeros((1, 16), "int32"))
     return lm
@@ -31,13 +31,22 @@ def text(count: int, length: int, seed: int = 0) -> np.ndarray:
     return (np.cumsum(steps, axis=1) % VOCAB).astype("int32")
 
 
-@pytest.fixture(scope="module")
-def trained():
-    lm = language_model()
+def train(lm):
     data = text(64, 33)
     lm.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     lm.fit(data[:, :-1], data[:, 1:], epochs=25, batch_size=16, verbose=0)  # loss 2.5 -> 0.3
     return lm
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return train(language_model())
+
+
+@pytest.fixture(scope="module")
+def trained_wide():
+    """Feed-forward kernels of 16 x 64 = 1024 weights: the converter's dynamic mode quantizes no smaller tensor."""
+    return train(language_model(intermediate_dim=64))
 
 
 def test_float32_file_generates_keras_tokens_far_past_the_window(tmp_path):
@@ -76,6 +85,24 @@ def test_int8_file_follows_a_trained_model(trained, tmp_path):
     prompt = data[3, :12]
     tokens = converters.generate_tflite(tmp_path / "lm_int8.tflite", prompt, 40)
     assert (tokens == trained.generate(prompt, 40, prefill_length=8)).mean() >= 0.95
+
+
+@pytest.mark.parametrize("quantization, weight_dtype", [("float16", np.float16), ("dynamic", np.int8)])
+def test_float16_and_dynamic_files_follow_a_trained_model(trained_wide, tmp_path, quantization, weight_dtype):
+    path = tmp_path / f"lm_{quantization}.tflite"
+    result = converters.to_tflite_decoder(trained_wide, path, quantization=quantization, prefill_length=8)
+    bound = converters.MODES[quantization]  # measured: float16 7e-4 to 1e-3, dynamic 5e-3 to 1.1e-2, 100% tokens
+    assert result.max_relative_error <= bound.max_relative_error and result.argmax_agreement == 1.0
+    assert result.max_relative_error > 1e-5  # the weights were rounded: not a float32 file
+    assert not [op for op in result.ops if op.startswith("Flex") or op == "CUSTOM"]
+    decoder = LiteRTDecoder(path)
+    assert weight_dtype in {detail["dtype"] for detail in decoder.interpreter.get_tensor_details()}
+    dtypes = {name: detail["dtype"] for name, detail in decoder.decode.get_input_details().items()}
+    assert dtypes["cache"] == np.float32
+    prompt = np.array([3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2])  # 40 tokens: past the ring of 2 + 5 slots
+    np.testing.assert_array_equal(
+        converters.generate_tflite(path, prompt, 40), trained_wide.generate(prompt, 40, prefill_length=8)
+    )
 
 
 def test_a_pattern_that_cannot_be_bounded_gets_a_full_cache_of_max_length(tmp_path):
