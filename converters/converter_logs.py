@@ -25,6 +25,7 @@ HARMLESS = re.compile(
             r"Statistics for quantized inputs were expected",  # int8 float inputs: set by inference_input_type
             r"fully_quantize: \d, inference_type: \d+, input_inference_type: \w+, output_inference_type",
             r"^[IW]\d{4} [\d:. ]+\d+ (devices|single_machine|tf_tfl_flatbuffer_helpers|flatbuffer_export)\.cc:",
+            r"^I\d{4} [\d:. ]+\d+ (reader|loader|mlir_graph_optimization_pass|dump_mlir_util)\.cc:",  # SavedModels
             r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.",
         )
     )

@@ -22,7 +22,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from converters.converter_logs import quiet_converter
-from converters.errors import explain_runtime_failure
+from converters.errors import explain_conversion_failure, explain_runtime_failure
 from converters.float32_copy import low_precision
 from converters.quantization import MODES, OpsSet
 from converters.verification import verify
@@ -234,18 +234,27 @@ def _frozen(function: tf.types.experimental.GenericFunction, specs: tuple) -> tf
 
 
 def _convert(module: _Signatures, mode, representative_dataset) -> bytes:
+    """The file's bytes; the converter's routine logs kept off stderr, its failures a ConversionError."""
     frozen = tf.Module()
-    frozen.prefill = _frozen(module.prefill, module.prefill.input_signature)
-    frozen.decode = _frozen(module.decode, module.decode.input_signature)
-    with tempfile.TemporaryDirectory() as folder:
-        signatures = {name: getattr(frozen, name).get_concrete_function() for name in ("prefill", "decode")}
-        tf.saved_model.save(frozen, folder, signatures=signatures)
-        converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=["prefill", "decode"])
-        mode.configure(converter, representative_dataset, False, float_inputs=False, float_outputs=True)
-        if mode.name == "int8":  # SIN, the position arithmetic and the cache copies have no int8 kernels
-            converter.target_spec.supported_ops = [OpsSet.TFLITE_BUILTINS_INT8, OpsSet.TFLITE_BUILTINS]
-        with quiet_converter():
+    signatures = {}
+    try:
+        with quiet_converter(), tempfile.TemporaryDirectory() as folder:  # freezing and saving log from C++ too
+            frozen.prefill = _frozen(module.prefill, module.prefill.input_signature)
+            frozen.decode = _frozen(module.decode, module.decode.input_signature)
+            signatures = {name: getattr(frozen, name).get_concrete_function() for name in ("prefill", "decode")}
+            tf.saved_model.save(frozen, folder, signatures=signatures)
+            converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=["prefill", "decode"])
+            mode.configure(converter, representative_dataset, False, float_inputs=False, float_outputs=True)
+            if mode.name == "int8":  # SIN, the position arithmetic and the cache copies have no int8 kernels
+                converter.target_spec.supported_ops = [OpsSet.TFLITE_BUILTINS_INT8, OpsSet.TFLITE_BUILTINS]
             return converter.convert()
+    except Exception as error:  # the converter's errors list the ops in their text
+        graph_nodes = {}
+        for function in signatures.values():
+            for node in function.graph.get_operations():
+                graph_nodes.setdefault(node.type, []).append(node.name)
+        layer_names = [layer.name for layer in module.lm._flatten_layers()]
+        raise explain_conversion_failure(str(error), graph_nodes, layer_names) from None
 
 
 def to_tflite_decoder(
@@ -365,7 +374,8 @@ def to_tflite_decoder(
         on_token=lambda position, logits: expected.append([logits]),
     )
     try:
-        decoder = LiteRTDecoder(flatbuffer)
+        with quiet_converter():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate"
+            decoder = LiteRTDecoder(flatbuffer)
     except (RuntimeError, ValueError) as error:
         raise explain_runtime_failure(str(error), f"LiteRT ({mode.name})") from None
 

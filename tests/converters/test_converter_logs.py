@@ -15,9 +15,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = textwrap.dedent(
     """
     import logging, os, sys, warnings
-    import keras, tensorflow as tf
+    import keras, numpy as np, tensorflow as tf
     import keras_sparse as ks
-    from converters import ConversionError, to_tflite
+    from converters import ConversionError, to_tflite, to_tflite_decoder
     from converters.converter_logs import quiet_converter
     from tests.converters.conftest import build_classifier, retrieval_task
 
@@ -42,6 +42,20 @@ SCRIPT = textwrap.dedent(
         to_tflite(keras.Model(x, Determinant(name="determinant")(x)), sys.argv[1] + ".failed")
     except ConversionError as error:
         print("=== our error", error, file=sys.stderr, flush=True)
+
+    def decoder(activation="relu"):
+        lm = ks.models.SparseCausalLM(12, 1, 16, 2, 32, ks.patterns.SlidingWindow(8, (0,), 8), activation=activation)
+        lm(np.zeros((1, 8), "int32"))
+        return lm
+
+    print("=== a decoder conversion", file=sys.stderr, flush=True)
+    to_tflite_decoder(decoder(), sys.argv[1] + ".decoder", prefill_length=4, verification_steps=4)
+    print("=== a failed decoder conversion", file=sys.stderr, flush=True)
+    try:
+        determinant = lambda x: x + tf.linalg.det(tf.linalg.diag(x[..., :2]))[..., None]
+        to_tflite_decoder(decoder(determinant), sys.argv[1] + ".failed", prefill_length=4, verification_steps=4)
+    except ConversionError as error:
+        print("=== our decoder error", error, file=sys.stderr, flush=True)
     """
 )
 
@@ -71,6 +85,17 @@ def test_an_int8_conversion_prints_no_routine_lines_and_keeps_real_ones(stderr):
 
 
 def test_a_failed_conversion_shows_our_error_without_the_converter_s_diagnostics(stderr):
-    conversion, error = stderr.split("=== a failed conversion\n", 1)[1].split("=== our error")
+    conversion, error = (
+        stderr.split("=== a failed conversion\n", 1)[1].split("=== a decoder conversion")[0].split("=== our error")
+    )
     assert conversion == "", conversion  # no MLIR loc(...) dump, no advice to enable TF Select (Flex)
     assert "MatrixDeterminant in layer determinant" in error and "Fix:" in error
+
+
+def test_the_decoder_converter_prints_no_routine_lines_and_explains_its_failures(stderr):
+    decoder = stderr.split("=== a decoder conversion\n", 1)[1]
+    conversion, failed = decoder.split("=== a failed decoder conversion\n")
+    assert conversion == "", conversion  # no SavedModel reader/loader lines, no XNNPACK line
+    conversion, error = failed.split("=== our decoder error")
+    assert conversion == "", conversion
+    assert "MatrixDeterminant" in error and "Fix:" in error
