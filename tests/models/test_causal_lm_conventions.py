@@ -85,13 +85,14 @@ def test_call_and_call_with_cache_under_tf_function_and_xla_equal_eager():
     eager = lm(tokens).numpy()
     for jit_compile in (False, True):
         assert relative_error(tf.function(lm, jit_compile=jit_compile)(tokens).numpy(), eager, ...) < 1e-5
-    cache = lm.empty_cache(2, lm.cache_layout("bounded").length)
+    cache = tf.constant(lm.empty_cache(2, lm.cache_layout("bounded").length))
     step = tf.function(lambda ids, cache, p: lm.call_with_cache(ids, cache, p, bounded=True), jit_compile=True)
     steps = []
     for position in range(tokens.shape[1]):  # one trace: the position is a tensor
         logits, cache = step(tokens[:, position : position + 1], cache, tf.constant(position))
         steps.append(logits.numpy())
     assert relative_error(np.concatenate(steps, axis=1), eager, ...) < 1e-5
+    assert step.experimental_get_tracing_count() == 1
 
 
 def test_traced_settings_that_cannot_work_name_the_setting_and_the_fix():
