@@ -22,7 +22,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from converters.converter_logs import quiet_converter
-from converters.errors import explain_conversion_failure, explain_runtime_failure
+from converters.errors import explain_conversion_failure, explain_runtime_failure, nodes_by_op
 from converters.float32_copy import low_precision
 from converters.quantization import MODES, OpsSet
 from converters.verification import verify
@@ -250,10 +250,7 @@ def _convert(module: _Signatures, mode, representative_dataset) -> bytes:
                 converter.target_spec.supported_ops = [OpsSet.TFLITE_BUILTINS_INT8, OpsSet.TFLITE_BUILTINS]
             return converter.convert()
     except Exception as error:  # the converter's errors list the ops in their text
-        graph_nodes = {}
-        for function in signatures.values():
-            for node in function.graph.get_operations():
-                graph_nodes.setdefault(node.type, []).append(node.name)
+        graph_nodes = nodes_by_op(function.graph for function in signatures.values())
         layer_names = [layer.name for layer in module.lm._flatten_layers()]
         raise explain_conversion_failure(str(error), graph_nodes, layer_names) from None
 

@@ -15,7 +15,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 import keras_sparse as ks
 from converters.converter_logs import quiet_converter
-from converters.errors import ConversionError, explain_conversion_failure, explain_runtime_failure
+from converters.errors import ConversionError, explain_conversion_failure, explain_runtime_failure, nodes_by_op
 from converters.float32_copy import PRECISION_TOLERANCE, float32_copy, float32_global_policy, low_precision
 from converters.litert import run_once
 from converters.model_inputs import ModelInput, model_inputs, pack, read_samples
@@ -422,11 +422,8 @@ def _convert(
                 return quantize_selectively(converter)
             return converter.convert()
     except Exception as error:  # the converter raises ConverterError and others, with the op list in the text
-        graph_nodes = {}
-        for node in function.graph.get_operations():
-            graph_nodes.setdefault(node.type, []).append(node.name)
         layer_names = [layer.name for layer in model._flatten_layers()]
-        raise explain_conversion_failure(str(error), graph_nodes, layer_names) from None
+        raise explain_conversion_failure(str(error), nodes_by_op([function.graph]), layer_names) from None
 
 
 def _with_progress(samples: list, shown_from: int = PROGRESS_FROM):
