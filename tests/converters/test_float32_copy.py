@@ -12,8 +12,7 @@ import converters
 import keras_sparse as ks
 from converters.float32_copy import PRECISION_TOLERANCE, float32_copy, low_precision
 from converters.to_tflite import convert_verified
-from tests.converters.conftest import build_classifier, retrieval_task
-from tests.converters.test_tflite_decoder import language_model
+from tests.converters.conftest import build_classifier, language_model, retrieval_task
 
 
 @pytest.fixture
