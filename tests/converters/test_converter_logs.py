@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent(
     import logging, os, sys, warnings
     import keras, numpy as np, tensorflow as tf
     import keras_sparse as ks
-    from converters import ConversionError, to_tflite, to_tflite_decoder
+    from converters import ConversionError, to_micro, to_tflite, to_tflite_decoder
     from converters.converter_logs import quiet_converter
     from tests.converters.conftest import build_classifier, retrieval_task
 
@@ -56,6 +56,11 @@ SCRIPT = textwrap.dedent(
         to_tflite_decoder(decoder(determinant), sys.argv[1] + ".failed", prefill_length=4, verification_steps=4)
     except ConversionError as error:
         print("=== our decoder error", error, file=sys.stderr, flush=True)
+    print("=== a failed micro decoder conversion", file=sys.stderr, flush=True)
+    try:
+        to_micro(decoder(determinant), sys.argv[1] + ".micro", np.zeros((1, 8), "int32"))
+    except ConversionError as error:
+        print("=== our micro error", error, file=sys.stderr, flush=True)
     """
 )
 
@@ -92,10 +97,14 @@ def test_a_failed_conversion_shows_our_error_without_the_converter_s_diagnostics
     assert "MatrixDeterminant in layer determinant" in error and "Fix:" in error
 
 
-def test_the_decoder_converter_prints_no_routine_lines_and_explains_its_failures(stderr):
+def test_the_decoder_converters_print_no_routine_lines_and_explain_their_failures(stderr):
     decoder = stderr.split("=== a decoder conversion\n", 1)[1]
     conversion, failed = decoder.split("=== a failed decoder conversion\n")
     assert conversion == "", conversion  # no SavedModel reader/loader lines, no XNNPACK line
-    conversion, error = failed.split("=== our decoder error")
+    conversion, rest = failed.split("=== our decoder error")
+    assert conversion == "", conversion
+    error, micro = rest.split("=== a failed micro decoder conversion\n")
+    assert "MatrixDeterminant" in error and "Fix:" in error
+    conversion, error = micro.split("=== our micro error")
     assert conversion == "", conversion
     assert "MatrixDeterminant" in error and "Fix:" in error
