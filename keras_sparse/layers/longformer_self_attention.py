@@ -12,7 +12,7 @@ from keras import ops
 from keras_sparse.kernels.masked_softmax import masked_softmax
 from keras_sparse.layers.sparse_multi_head_attention import SparseMultiHeadAttention
 from keras_sparse.patterns import Pattern, SlidingWindow
-from keras_sparse.validation import invalid_argument, positive_int
+from keras_sparse.validation import invalid_argument, positive_int, sequence_shape
 
 GLOBAL_PROJECTIONS = ("query_global", "key_global", "value_global")
 MAX_BLOCK_SIZE = 64
@@ -104,7 +104,7 @@ class LongformerSelfAttention(SparseMultiHeadAttention):
         )
 
     def build(self, hidden_states_shape, padding_mask_shape=None, global_attention_mask_shape=None):
-        seq_len = hidden_states_shape[1]
+        seq_len = sequence_shape("hidden_states", hidden_states_shape)[1]
         if seq_len is None:
             raise invalid_argument(
                 "hidden_states",
