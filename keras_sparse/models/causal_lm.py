@@ -255,6 +255,7 @@ class SparseCausalLM(keras.Model):
         Raises:
             ValueError: naming the argument: ids out of range, max_new_tokens < 1, an unseeded sampler with
                 deterministic=True, cache="bounded" with a pattern that cannot be bounded.
+            RuntimeError: called inside a tf.function (generate runs eagerly).
         """
         if not tf.executing_eagerly():
             raise RuntimeError(
