@@ -79,10 +79,15 @@ LM_VOCAB = 12
 LM_PATTERN = ks.patterns.SlidingWindow(window_size=8, global_tokens=(0, 1), block_size=8)
 
 
-def language_model(pattern=LM_PATTERN):
+def language_model(pattern=LM_PATTERN, intermediate_dim=32):
     keras.utils.set_random_seed(0)
     lm = ks.models.SparseCausalLM(
-        vocab_size=LM_VOCAB, num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32, pattern=pattern
+        vocab_size=LM_VOCAB,
+        num_layers=2,
+        hidden_dim=16,
+        num_heads=2,
+        intermediate_dim=intermediate_dim,
+        pattern=pattern,
     )
     lm(np.zeros((1, 16), "int32"))
     return lm
@@ -98,7 +103,11 @@ def text(count: int, length: int, seed: int = 0) -> np.ndarray:
 def trained_lm():
     """The window-with-sinks model trained on the counting language, sequences of 32 tokens (positions past 32
     are new to it: verify within them)."""
-    lm = language_model()
+    return train_lm(language_model())
+
+
+def train_lm(lm):
+    """`lm` trained on the counting language (sequences of 32 tokens)."""
     data = text(64, 33)
     lm.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     lm.fit(data[:, :-1], data[:, 1:], epochs=25, batch_size=16, verbose=0)  # loss 2.5 -> 0.3
