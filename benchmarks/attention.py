@@ -9,7 +9,7 @@ reports medians of repeats, FLOPs, and speed-up over dense in the same run.
     .venv/bin/python benchmarks/attention.py --zoo --dims 128 768  # one row per pattern kind at L=4096, 8192
     .venv/bin/python benchmarks/attention.py --bert               # d_model 768, 12 heads: window+global, BigBird
     .venv/bin/python benchmarks/attention.py --memory             # a 2-layer encoder at L=16384 and 65536
-    .venv/bin/python benchmarks/attention.py --profile            # where the forward's time goes, d_model 768
+    .venv/bin/python benchmarks/attention.py --profile            # where the time goes (fwd, fwd+bwd), d_model 768
 
 FLOPs count the four projections and the two attention matmuls (2 FLOPs per multiply-add); the
 FLOP ratio is dense FLOPs over the FLOPs of the pattern's allowed scores, so a kernel's
@@ -19,6 +19,7 @@ speed-up divided by it is its efficiency against the physical limit.
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import json
 import os
@@ -143,6 +144,13 @@ def scores_per_head(case: str, seq_len: int) -> int:
     return int(pattern().mask(seq_len).sum())
 
 
+def computed_scores(name: str, seq_len: int) -> float:
+    """Scores per head the blocked kernel computes for a zoo pattern (padding slots and rows included)."""
+    from keras_sparse.kernels import plan_gathered_blocks
+
+    return plan_gathered_blocks(zoo()[name], seq_len).computed_scores()
+
+
 def run_case(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
     return run_isolated_case(__file__, case, seq_len, d_model, repeats)
 
@@ -159,15 +167,16 @@ def main():
     parser.add_argument("--zoo", action="store_true", help="one row per pattern kind at L=4096 and 8192 instead")
     parser.add_argument("--bert", action="store_true", help="d_model 768, 12 heads: window+global and BigBird")
     parser.add_argument("--memory", action="store_true", help="peak RSS of a 2-layer encoder at L=16384, 65536")
-    parser.add_argument("--profile", action="store_true", help="where the forward's time goes, d_model 768, L=4096")
+    parser.add_argument("--profile", action="store_true", help="where the time goes, d_model 768, L=4096")
     parser.add_argument("--only", default="", help="with --zoo: only patterns whose name contains this text")
     parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         case, seq_len, d_model, repeats = args.case
         one = measure_encoder if case.startswith("encoder") else measure
-        if case.startswith("profile:"):
-            one, case = profile, case.removeprefix("profile:")
+        if case.startswith("profile"):
+            mode, case = case.split(":", 1)
+            one = functools.partial(profile, backward=mode == "profile_backward")
         print(json.dumps(one(case, int(seq_len), int(d_model), int(repeats))))
         return
     if args.zoo:
@@ -180,7 +189,9 @@ def main():
         return
     if args.profile:
         for seq_len in args.lengths if args.lengths != DEFAULT_LENGTHS else [4096]:
-            print_profile_table(seq_len, args.repeats)
+            for backward in (False, True):
+                print_profile_table(seq_len, args.repeats, backward)
+                print()
         return
     if args.memory:
         print_memory_table()
@@ -309,9 +320,18 @@ STAGES = {
     "score and output matmuls": ("BatchMatMulV2", "BatchMatMulV3", "MatMul", "Einsum"),
     "softmax": ("Softmax",),
     "row reductions (max, min, sums, logs)": ("Max", "Min", "Sum", "Log", "Exp"),
-    "gathers (key/value blocks, tables)": ("GatherV2",),
+    "gathers (key/value blocks, tables) and their gradients": ("GatherV2", "UnsortedSegmentSum"),
     "elementwise (mask fill, bias, merge)": ("Mul", "AddV2", "Sub", "AddN", "RealDiv", "BiasAdd", "Maximum"),
-    "layout (transposes, concats, slices)": ("Transpose", "ConcatV2", "Pack", "StridedSlice", "Slice", "Pad", "Tile"),
+    "layout (transposes, concats, slices)": (
+        "Transpose",
+        "ConcatV2",
+        "Pack",
+        "StridedSlice",
+        "StridedSliceGrad",
+        "Slice",
+        "Pad",
+        "Tile",
+    ),
 }
 """Op types per stage of an attention layer's forward pass; ops under the four projections' scopes are
 "projections" whatever their type, and types listed nowhere are "other"."""
@@ -349,9 +369,10 @@ def op_times_ms(xspace_path: str, calls: int) -> dict:
     return stages
 
 
-def profile(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
-    """Forward time of `case` per stage (TensorFlow profiler, one op at a time: inter-op parallelism 1, so an
-    op's duration is its own), and the wall-time median of `repeats` forward passes."""
+def profile(case: str, seq_len: int, d_model: int, repeats: int, backward: bool = False) -> dict:
+    """Time of `case`'s forward pass (or forward+backward: gradients for inputs and weights) per stage
+    (TensorFlow profiler, one op at a time: inter-op parallelism 1, so an op's duration is its own), and the
+    wall-time median of `repeats` passes."""
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import tempfile
 
@@ -369,25 +390,37 @@ def profile(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
         layer = ks.layers.SparseMultiHeadAttention(pattern=zoo()[case], **kwargs)
     x = tf.constant(np.random.default_rng(0).normal(size=(1, seq_len, d_model)).astype("float32"))
     forward = tf.function(lambda q: layer(q, q))
-    wall_ms = median_ms(forward, x, repeats)
+
+    @tf.function
+    def forward_backward(q):
+        with tf.GradientTape() as tape:
+            tape.watch(q)
+            loss = tf.reduce_sum(layer(q, q))
+        return tape.gradient(loss, [q, *layer.trainable_weights])
+
+    run = forward_backward if backward else forward
+    wall_ms = median_ms(run, x, repeats)
     with tempfile.TemporaryDirectory() as log_dir:
         tf.profiler.experimental.start(log_dir)
         for _ in range(repeats):
-            forward(x)
+            run(x)
         tf.profiler.experimental.stop()
         (path,) = glob.glob(f"{log_dir}/**/*.xplane.pb", recursive=True)
         return {"wall_ms": wall_ms, "stages": op_times_ms(path, repeats)}
 
 
-def print_profile_table(seq_len: int, repeats: int, d_model: int = 768):
-    """Where the forward's time goes, per stage, for dense attention and the BERT table's two patterns; and the
-    speed-up each pattern would reach if only its projections, matmuls and softmax remained."""
+def print_profile_table(seq_len: int, repeats: int, backward: bool, d_model: int = 768):
+    """Where the time of a forward (or forward+backward) pass goes, per stage, for dense attention and the BERT
+    table's two patterns; and the speed-up each pattern would reach if only its projections, matmuls and
+    softmax remained, or if attention took no time at all."""
     print(
-        f"batch 1, d_model {d_model}, {num_heads(d_model)} heads, L={seq_len}, forward; TensorFlow profiler op time "
+        f"batch 1, d_model {d_model}, {num_heads(d_model)} heads, L={seq_len}, "
+        f"{'forward+backward' if backward else 'forward'}; TensorFlow profiler op time "
         f"in ms per call (inter-op parallelism 1), mean of {repeats} calls"
     )
     print()
-    rows = {case: run_case(f"profile:{case}", seq_len, d_model, repeats) for case in PROFILE_CASES}
+    mode = "profile_backward" if backward else "profile"
+    rows = {case: run_case(f"{mode}:{case}", seq_len, d_model, repeats) for case in PROFILE_CASES}
     failed = {case: row["error"] for case, row in rows.items() if "error" in row}
     if failed:
         print(f"failed: {failed}")
@@ -408,6 +441,15 @@ def print_profile_table(seq_len: int, repeats: int, d_model: int = 768):
     print(
         "| ... with only projections, matmuls, softmax left | | "
         + " | ".join(f"{dense / sum(rows[case]['stages'][s] for s in core):.2f}x" for case in PROFILE_CASES[1:])
+        + " |"
+    )
+    computed = {case: seq_len**2 if case == "keras_dense" else computed_scores(case, seq_len) for case in rows}
+    print(
+        "| score and output matmuls, GFLOP/s of op time | "
+        + " | ".join(
+            f"{4 * computed[case] * d_model / rows[case]['stages']['score and output matmuls'] / 1e6:.1f}"
+            for case in rows
+        )
         + " |"
     )
     print(
