@@ -7,6 +7,7 @@ Example:
 
 from converters.errors import ConversionError, VerificationError
 from converters.litert import predict
+from converters.micro_decoder import MicroDecoderBundle, generate_micro, to_micro_decoder
 from converters.quantization import MODES
 from converters.tflite_decoder import DecoderConversionResult, LiteRTDecoder, generate_tflite, to_tflite_decoder
 from converters.to_micro import MicroBundle, to_micro
@@ -19,10 +20,13 @@ __all__ = [
     "DecoderConversionResult",
     "LiteRTDecoder",
     "MicroBundle",
+    "MicroDecoderBundle",
     "VerificationError",
+    "generate_micro",
     "generate_tflite",
     "predict",
     "to_micro",
+    "to_micro_decoder",
     "to_tflite",
     "to_tflite_decoder",
 ]

@@ -192,7 +192,7 @@ class _Signatures(tf.Module):
         self.decode = tf.function(step, input_signature=specs(1))
 
 
-def _calibration(lm: SparseCausalLM, data: np.ndarray, cache: str, cache_length: int, prefill_length: int):
+def calibration_inputs(lm: SparseCausalLM, data: np.ndarray, cache: str, cache_length: int, prefill_length: int):
     """Yields `(signature, inputs)` while the Keras model reads `data` (int `(N, L)`): a prefill chunk, then one
     token per step, `CALIBRATION_STEPS` in all. One cache is alive at a time, however long a full cache is."""
     count = 0
@@ -210,13 +210,15 @@ def _calibration(lm: SparseCausalLM, data: np.ndarray, cache: str, cache_length:
             position, count = position + length, count + 1
 
 
-def _teacher(tokens: np.ndarray, start: int):
+def teacher_forcing(tokens: np.ndarray, start: int):
     """A draw function returning `tokens[:, start]`, then `tokens[:, start + 1]`, ...: teacher forcing."""
     columns = iter(range(start, tokens.shape[1]))
     return lambda logits: tokens[:, next(columns)].astype(np.int32)
 
 
-def _frozen(function: tf.types.experimental.GenericFunction, specs: tuple) -> tf.types.experimental.GenericFunction:
+def frozen_function(
+    function: tf.types.experimental.GenericFunction, specs: tuple
+) -> tf.types.experimental.GenericFunction:
     """`function` with the model's variables folded in as constants, taking `specs`.
 
     A SavedModel holding the variables converts to a file that reads them with VAR_HANDLE / READ_VARIABLE and
@@ -235,8 +237,8 @@ def _frozen(function: tf.types.experimental.GenericFunction, specs: tuple) -> tf
 
 def _convert(module: _Signatures, mode, representative_dataset) -> bytes:
     frozen = tf.Module()
-    frozen.prefill = _frozen(module.prefill, module.prefill.input_signature)
-    frozen.decode = _frozen(module.decode, module.decode.input_signature)
+    frozen.prefill = frozen_function(module.prefill, module.prefill.input_signature)
+    frozen.decode = frozen_function(module.decode, module.decode.input_signature)
     with tempfile.TemporaryDirectory() as folder:
         signatures = {name: getattr(frozen, name).get_concrete_function() for name in ("prefill", "decode")}
         tf.saved_model.save(frozen, folder, signatures=signatures)
@@ -353,7 +355,7 @@ def to_tflite_decoder(
     cache_shape = (1, lm.num_layers, 2, cache_length, lm.num_heads, lm.key_dim)
     cache = "full" if layout is None else "bounded"
     signatures = _Signatures(lm, cache_shape, prefill_length, layout is not None)
-    flatbuffer = _convert(signatures, mode, lambda: _calibration(lm, data, cache, cache_length, prefill_length))
+    flatbuffer = _convert(signatures, mode, lambda: calibration_inputs(lm, data, cache, cache_length, prefill_length))
 
     expected, actual, times = [], [], []
     tokens = decode(
@@ -380,7 +382,7 @@ def to_tflite_decoder(
         timed,
         prompt,
         steps,
-        _teacher(tokens, prompt.shape[1]),
+        teacher_forcing(tokens, prompt.shape[1]),
         prefill_length,
         on_token=lambda position, logits: actual.append([logits]),
     )

@@ -9,6 +9,7 @@ import re
 import struct
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
@@ -17,13 +18,18 @@ from converters import c_sources
 from converters.converter_logs import captured_stderr
 from converters.errors import ConversionError, VerificationError, explain_runtime_failure
 from converters.litert import dequantized, output_order, quantized_inputs
+from converters.micro_forms import micro_forms
 from converters.to_tflite import ConversionResult, convert_verified
 from converters.verification import verify
 from keras_sparse.files import MANIFEST, check_output_folder, write_folder_atomically
-from keras_sparse.validation import boolean, non_negative_int
+from keras_sparse.models import SparseCausalLM
+from keras_sparse.validation import boolean, invalid_argument, non_negative_int
+
+if TYPE_CHECKING:
+    from converters.micro_decoder import MicroDecoderBundle
 
 MICRO_FIXES = {
-    "SELECT": "keras.layers.Embedding emits it (negative-id wrapping): use keras_sparse.layers.TokenEmbedding",
+    "SELECT": "a tf.where whose condition has fewer dimensions than its operands: broadcast the condition",
     "TOPK_V2": "LSH attention sorts with it: use a static pattern (SlidingWindow, BigBird, ...)",
     "GELU": "use activation='relu', or the tanh approximation",
 }
@@ -157,7 +163,7 @@ def _search(works) -> int:
     return high
 
 
-def _check_micro_ops(flatbuffer: bytes) -> None:
+def check_micro_ops(flatbuffer: bytes) -> None:
     """Raises ConversionError naming the ops TFLite Micro has no kernel for, and how to avoid them."""
     with captured_stderr() as log:
         try:
@@ -185,8 +191,13 @@ def to_micro(
     overwrite: bool = False,
     max_quantization_steps: int | None = None,
     max_query_blocks: int | None = None,
-) -> MicroBundle:
+) -> MicroBundle | MicroDecoderBundle:
     """Writes a TFLite Micro bundle for `model` as the folder `folder`, after verifying it.
+
+    A `keras_sparse.models.SparseCausalLM` becomes its int8 decode step, with a README holding a C++ decode
+    loop (`converters.micro_decoder.to_micro_decoder`, which returns a `MicroDecoderBundle`): `representative_data`
+    is then token ids `(N, L)`, `verification_data` the verification prompt, and `seq_len` and
+    `max_query_blocks` must be None.
 
     Files: `<name>_int8.tflite` (verified against `model` as `to_tflite` verifies), `<name>_model_data.cc/.h`
     (an `alignas(16)` array and its size), `<name>_op_resolver.h` (a `MicroMutableOpResolver<N>`
@@ -201,6 +212,8 @@ def to_micro(
     see the old bundle or the new one. `folder` must be new, empty, or (with `overwrite`) hold an earlier
     bundle unchanged; a file of anyone else's in it, whatever its name, is never touched: the call is refused.
 
+    Ops TFLite Micro lacks but has an exact form of (SELECT, int32 SELECT_V2 and FLOOR_MOD, 5-D STRIDED_SLICE) are
+    rewritten first (`converters.micro_forms`): the bundle's `.tflite` is the rewritten file.
     TFLite Micro runs the file too, and its outputs must meet the same bounds against the Keras model as
     LiteRT's (`max_relative_error`, `min_argmax_agreement`). The two runtimes' int8 kernels round
     differently and the differences add up through a network, so the bundle also reports how many output
@@ -234,6 +247,23 @@ def to_micro(
     >>> bundle.ops, bundle.max_quantization_steps <= 1
     (('FULLY_CONNECTED',), True)
     """
+    if isinstance(model, SparseCausalLM):
+        for argument, value in (("seq_len", seq_len), ("max_query_blocks", max_query_blocks)):
+            if value is not None:
+                raise invalid_argument(argument, "None for a SparseCausalLM (its decode step reads one token)", value)
+        from converters.micro_decoder import to_micro_decoder  # which uses this module's arena search
+
+        return to_micro_decoder(
+            model,
+            folder,
+            representative_data,
+            name,
+            verification_data,
+            max_relative_error=max_relative_error,
+            min_argmax_agreement=min_argmax_agreement,
+            max_quantization_steps=max_quantization_steps,
+            overwrite=overwrite,
+        )
     name = c_sources.c_identifier(name)
     overwrite = boolean("overwrite", overwrite)
     if max_quantization_steps is not None:
@@ -260,13 +290,13 @@ def to_micro(
         full_integer=True,
         max_query_blocks=max_query_blocks,
     )
-    flatbuffer = verified.flatbuffer
-    _check_micro_ops(flatbuffer)
-    ops = list(verified.result.ops)
-    resolver = c_sources.op_resolver_header(name, ops)  # before the slow arena search: every op needs a method
-
+    flatbuffer, _ = micro_forms(verified.flatbuffer)
+    check_micro_ops(flatbuffer)
     litert = Interpreter(model_content=flatbuffer)
     litert.allocate_tensors()
+    ops = sorted({op["op_name"] for op in litert._get_ops_details()} - {"DELEGATE"})  # after the rewrites
+    resolver = c_sources.op_resolver_header(name, ops)  # before the slow arena search: every op needs a method
+
     input_names = [i.name for i in verified.inputs]
     samples = [quantized_inputs(litert, sample, input_names) for sample in verified.samples[:MICRO_SAMPLES]]
     micro_outputs, worst = _run_micro(flatbuffer, litert, samples)
@@ -290,7 +320,7 @@ def to_micro(
         names[1]: c_sources.model_data_source(name, flatbuffer).encode(),
         names[2]: c_sources.model_data_header(name).encode(),
         names[3]: resolver.encode(),
-        names[4]: c_sources.model_settings_header(name, _settings(litert, arena)).encode(),
+        names[4]: c_sources.model_settings_header(name, micro_settings(litert, arena)).encode(),
     }
     write_folder_atomically(folder, contents, overwrite=overwrite)
     return MicroBundle(
@@ -326,7 +356,7 @@ def _run_micro(
     return outputs, worst
 
 
-def _settings(litert: Interpreter, arena: int) -> dict:
+def micro_settings(litert: Interpreter, arena: int) -> dict:
     """The constants of `<name>_model_settings.h`: shapes and quantization of the inputs and outputs, and the arena."""
     inputs, outputs = litert.get_input_details(), litert.get_output_details()
     settings = {}

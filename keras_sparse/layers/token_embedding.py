@@ -1,4 +1,4 @@
-"""`TokenEmbedding`: Keras's `Embedding` with a plain gather, so the model runs on TFLite Micro."""
+"""`TokenEmbedding`: Keras's `Embedding` with a plain gather (one op, on every runtime)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ class TokenEmbedding(keras.layers.Embedding):
     """`keras.layers.Embedding` for ids in `[0, input_dim)`, looked up with one GATHER op.
 
     Keras's `Embedding` wraps ids around when they are negative (`ops.take`), which adds LESS and
-    SELECT ops; TFLite Micro has no SELECT kernel, so a model using it cannot run on a
-    microcontroller. This layer has the same arguments, weights, masking and config, and gives
-    the same outputs for valid ids.
+    SELECT ops; TFLite Micro has no SELECT kernel (`converters.to_micro` rewrites it into CAST, SUB,
+    MUL and ADD). This layer has the same arguments, weights, masking and config, and gives the same
+    outputs for valid ids with one GATHER.
 
     Example:
 

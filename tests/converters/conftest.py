@@ -73,3 +73,33 @@ def dict_input_data(count: int, seed: int) -> dict:
         "padding_mask": (positions < lengths[:, None]).astype("int32"),
         "segment_ids": (positions >= lengths[:, None] // 2).astype("int32"),
     }
+
+
+LM_VOCAB = 12
+LM_PATTERN = ks.patterns.SlidingWindow(window_size=8, global_tokens=(0, 1), block_size=8)
+
+
+def language_model(pattern=LM_PATTERN):
+    keras.utils.set_random_seed(0)
+    lm = ks.models.SparseCausalLM(
+        vocab_size=LM_VOCAB, num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32, pattern=pattern
+    )
+    lm(np.zeros((1, 16), "int32"))
+    return lm
+
+
+def text(count: int, length: int, seed: int = 0) -> np.ndarray:
+    """Sequences of a counting 'language' (each token is the previous one plus 1 or 2, mod LM_VOCAB)."""
+    steps = np.random.default_rng(seed).choice([1, 2], p=[0.9, 0.1], size=(count, length))
+    return (np.cumsum(steps, axis=1) % LM_VOCAB).astype("int32")
+
+
+@pytest.fixture(scope="session")
+def trained_lm():
+    """The window-with-sinks model trained on the counting language, sequences of 32 tokens (positions past 32
+    are new to it: verify within them)."""
+    lm = language_model()
+    data = text(64, 33)
+    lm.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    lm.fit(data[:, :-1], data[:, 1:], epochs=25, batch_size=16, verbose=0)  # loss 2.5 -> 0.3
+    return lm

@@ -11,33 +11,7 @@ import pytest
 import converters
 import keras_sparse as ks
 from converters.tflite_decoder import LiteRTDecoder
-
-VOCAB = 12
-PATTERN = ks.patterns.SlidingWindow(window_size=8, global_tokens=(0, 1), block_size=8)
-
-
-def language_model(pattern=PATTERN):
-    keras.utils.set_random_seed(0)
-    lm = ks.models.SparseCausalLM(
-        vocab_size=VOCAB, num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32, pattern=pattern
-    )
-    lm(np.zeros((1, 16), "int32"))
-    return lm
-
-
-def text(count: int, length: int, seed: int = 0) -> np.ndarray:
-    """Sequences of a counting 'language' (each token is the previous one plus 1 or 2, mod VOCAB)."""
-    steps = np.random.default_rng(seed).choice([1, 2], p=[0.9, 0.1], size=(count, length))
-    return (np.cumsum(steps, axis=1) % VOCAB).astype("int32")
-
-
-@pytest.fixture(scope="module")
-def trained():
-    lm = language_model()
-    data = text(64, 33)
-    lm.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    lm.fit(data[:, :-1], data[:, 1:], epochs=25, batch_size=16, verbose=0)  # loss 2.5 -> 0.3
-    return lm
+from tests.converters.conftest import language_model, text
 
 
 def test_float32_file_generates_keras_tokens_far_past_the_window(tmp_path):
@@ -63,10 +37,10 @@ def test_float32_file_generates_keras_tokens_far_past_the_window(tmp_path):
     )
 
 
-def test_int8_file_follows_a_trained_model(trained, tmp_path):
+def test_int8_file_follows_a_trained_model(trained_lm, tmp_path):
     data = text(16, 64, seed=1)
     result = converters.to_tflite_decoder(
-        trained, tmp_path / "lm_int8.tflite", quantization="int8", representative_data=data, prefill_length=8
+        trained_lm, tmp_path / "lm_int8.tflite", quantization="int8", representative_data=data, prefill_length=8
     )
     assert result.argmax_agreement >= 0.99 and result.max_relative_error <= 0.25
     assert "QUANTIZE" in result.ops and "FULLY_CONNECTED" in result.ops
@@ -75,7 +49,7 @@ def test_int8_file_follows_a_trained_model(trained, tmp_path):
     assert dtypes["cache"] == np.float32  # LiteRT.js refuses int8 inputs and outputs
     prompt = data[3, :12]
     tokens = converters.generate_tflite(tmp_path / "lm_int8.tflite", prompt, 40)
-    assert (tokens == trained.generate(prompt, 40, prefill_length=8)).mean() >= 0.95
+    assert (tokens == trained_lm.generate(prompt, 40, prefill_length=8)).mean() >= 0.95
 
 
 def test_a_pattern_that_cannot_be_bounded_gets_a_full_cache_of_max_length(tmp_path):
