@@ -9,6 +9,7 @@ reports medians of repeats, FLOPs, and speed-up over dense in the same run.
     .venv/bin/python benchmarks/attention.py --zoo --dims 128 768  # one row per pattern kind at L=4096, 8192
     .venv/bin/python benchmarks/attention.py --bert               # d_model 768, 12 heads: window+global, BigBird
     .venv/bin/python benchmarks/attention.py --memory             # a 2-layer encoder at L=16384 and 65536
+    .venv/bin/python benchmarks/attention.py --profile            # where the time goes (fwd, fwd+bwd), d_model 768
 
 FLOPs count the four projections and the two attention matmuls (2 FLOPs per multiply-add); the
 FLOP ratio is dense FLOPs over the FLOPs of the pattern's allowed scores, so a kernel's
@@ -18,8 +19,11 @@ speed-up divided by it is its efficiency against the physical limit.
 from __future__ import annotations
 
 import argparse
+import functools
+import glob
 import json
 import os
+import re
 import resource
 import statistics
 import time
@@ -140,6 +144,14 @@ def scores_per_head(case: str, seq_len: int) -> int:
     return int(pattern().mask(seq_len).sum())
 
 
+def computed_scores(name: str, seq_len: int) -> float:
+    """Scores per head the blocked kernel computes for a zoo pattern (padding slots and rows included)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from keras_sparse.kernels import plan_gathered_blocks
+
+    return plan_gathered_blocks(zoo()[name], seq_len).computed_scores()
+
+
 def run_case(case: str, seq_len: int, d_model: int, repeats: int) -> dict:
     return run_isolated_case(__file__, case, seq_len, d_model, repeats)
 
@@ -156,12 +168,16 @@ def main():
     parser.add_argument("--zoo", action="store_true", help="one row per pattern kind at L=4096 and 8192 instead")
     parser.add_argument("--bert", action="store_true", help="d_model 768, 12 heads: window+global and BigBird")
     parser.add_argument("--memory", action="store_true", help="peak RSS of a 2-layer encoder at L=16384, 65536")
+    parser.add_argument("--profile", action="store_true", help="where the time goes, d_model 768, L=4096")
     parser.add_argument("--only", default="", help="with --zoo: only patterns whose name contains this text")
     parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         case, seq_len, d_model, repeats = args.case
         one = measure_encoder if case.startswith("encoder") else measure
+        if case.startswith("profile"):
+            mode, case = case.split(":", 1)
+            one = functools.partial(profile, backward=mode == "profile_backward")
         print(json.dumps(one(case, int(seq_len), int(d_model), int(repeats))))
         return
     if args.zoo:
@@ -171,6 +187,12 @@ def main():
         return
     if args.bert:
         print_bert_table(args.repeats, args.lengths if args.lengths != DEFAULT_LENGTHS else [4096, 8192])
+        return
+    if args.profile:
+        for seq_len in args.lengths if args.lengths != DEFAULT_LENGTHS else [4096]:
+            for backward in (False, True):
+                print_profile_table(seq_len, args.repeats, backward)
+                print()
         return
     if args.memory:
         print_memory_table()
@@ -250,7 +272,8 @@ def print_zoo_table(repeats: int, d_model: int = 128, lengths=(4096, 8192), only
 
 def print_bert_table(repeats: int, lengths):
     """BERT-base attention (d_model 768, 12 heads of 64): speed-ups, and the attention alone net of the four
-    projections against the score-pair ratio (dense scores over the pattern's allowed ones)."""
+    projections against the score-pair ratio (dense scores over the pattern's allowed ones). The projections
+    row's speed-ups, in parentheses, are the limits: dense over the projections alone, attention taking no time."""
     d_model = 768
     print(f"batch 1, d_model {d_model}, {num_heads(d_model)} heads, implementation='auto'; median of {repeats} runs")
     print()
@@ -267,6 +290,11 @@ def print_bert_table(repeats: int, lengths):
                 print(f"| {seq_len} | {case} | failed: {row['error'][:70]} |||||||")
                 continue
             cells = ["", "", "", "", ""]
+            if case == "projections" and "error" not in dense:  # the speed-ups if attention took no time at all
+                cells[:2] = [
+                    f"({dense['forward_ms'] / row['forward_ms']:.2f}x)",
+                    f"({dense['forward_backward_ms'] / row['forward_backward_ms']:.2f}x)",
+                ]
             if case in zoo() and "error" not in dense and "error" not in projections:
                 pair_ratio = seq_len**2 / zoo_scores_per_head(case, seq_len, num_heads(d_model))[0]
                 net = (dense["forward_ms"] - projections["forward_ms"]) / (
@@ -285,6 +313,152 @@ def print_bert_table(repeats: int, lengths):
                 + " |",
                 flush=True,
             )
+
+
+PROFILE_CASES = ("keras_dense", "SlidingWindow(512, global 0)", "BigBird(64, 3/2/3)")
+PROJECTION_SCOPE = re.compile(r"/(query|key|value|attention_output)(_\d+)?/")
+STAGES = {
+    "score and output matmuls": ("BatchMatMulV2", "BatchMatMulV3", "MatMul", "Einsum"),
+    "softmax": ("Softmax",),
+    "row reductions (max, min, sums, logs)": ("Max", "Min", "Sum", "Log", "Exp"),
+    "gathers (key/value blocks, tables) and their gradients": ("GatherV2", "UnsortedSegmentSum"),
+    "elementwise (mask fill, bias, merge)": ("Mul", "AddV2", "Sub", "AddN", "RealDiv", "BiasAdd", "Maximum"),
+    "layout (transposes, concats, slices)": (
+        "Transpose",
+        "ConcatV2",
+        "Pack",
+        "StridedSlice",
+        "StridedSliceGrad",
+        "Slice",
+        "Pad",
+        "Tile",
+    ),
+}
+"""Op types per stage of an attention layer's forward pass; ops under the four projections' scopes are
+"projections" whatever their type, and types listed nowhere are "other"."""
+
+
+def stage_of(op_name: str, op_type: str) -> str:
+    """The stage (a key of `STAGES`, "projections" or "other") of a TensorFlow op in a profile.
+
+    `op_type` may carry oneDNN's `_Mkl` prefix (`_MklBatchMatMulV2` is a `BatchMatMulV2`).
+    """
+    if PROJECTION_SCOPE.search(op_name):
+        return "projections"
+    op_type = op_type.removeprefix("_Mkl").removeprefix("_")
+    return next((stage for stage, types in STAGES.items() if op_type in types), "other")
+
+
+def op_times_ms(xspace_path: str, calls: int) -> dict:
+    """Time per call in ms of each stage, from a TensorFlow profiler XSpace (`*.xplane.pb`): the durations of
+    the ops TensorFlow's executor ran (events named `scope/op:Type`), summed over threads."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    space = xplane_pb2.XSpace()
+    with open(xspace_path, "rb") as file:
+        space.ParseFromString(file.read())
+    stages = dict.fromkeys(["projections", *STAGES, "other"], 0.0)
+    for plane in space.planes:
+        if not plane.name.startswith("/host:CPU"):
+            continue
+        for line in plane.lines:
+            for event in line.events:
+                name, _, op_type = plane.event_metadata[event.metadata_id].name.rpartition(":")
+                if "/" not in name or not re.fullmatch(r"_?[A-Z]\w*", op_type) or op_type == "ReadVariableOp":
+                    continue
+                stages[stage_of(name, op_type)] += event.duration_ps / 1e9 / calls
+    return stages
+
+
+def profile(case: str, seq_len: int, d_model: int, repeats: int, backward: bool = False) -> dict:
+    """Time of `case`'s forward pass (or forward+backward: gradients for inputs and weights) per stage
+    (TensorFlow profiler, one op at a time: inter-op parallelism 1, so an op's duration is its own), and the
+    wall-time median of `repeats` passes."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import tempfile
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_sparse as ks
+
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    kwargs = dict(num_heads=num_heads(d_model), key_dim=d_model // num_heads(d_model))
+    if case == "keras_dense":
+        layer = keras.layers.MultiHeadAttention(**kwargs)
+    else:
+        layer = ks.layers.SparseMultiHeadAttention(pattern=zoo()[case], **kwargs)
+    x = tf.constant(np.random.default_rng(0).normal(size=(1, seq_len, d_model)).astype("float32"))
+    forward = tf.function(lambda q: layer(q, q))
+
+    @tf.function
+    def forward_backward(q):
+        with tf.GradientTape() as tape:
+            tape.watch(q)
+            loss = tf.reduce_sum(layer(q, q))
+        return tape.gradient(loss, [q, *layer.trainable_weights])
+
+    run = forward_backward if backward else forward
+    wall_ms = median_ms(run, x, repeats)
+    with tempfile.TemporaryDirectory() as log_dir:
+        tf.profiler.experimental.start(log_dir)
+        for _ in range(repeats):
+            run(x)
+        tf.profiler.experimental.stop()
+        (path,) = glob.glob(f"{log_dir}/**/*.xplane.pb", recursive=True)
+        return {"wall_ms": wall_ms, "stages": op_times_ms(path, repeats)}
+
+
+def print_profile_table(seq_len: int, repeats: int, backward: bool, d_model: int = 768):
+    """Where the time of a forward (or forward+backward) pass goes, per stage, for dense attention and the BERT
+    table's two patterns; and the speed-up each pattern would reach if only its projections, matmuls and
+    softmax remained, or if attention took no time at all."""
+    print(
+        f"batch 1, d_model {d_model}, {num_heads(d_model)} heads, L={seq_len}, "
+        f"{'forward+backward' if backward else 'forward'}; TensorFlow profiler op time "
+        f"in ms per call (inter-op parallelism 1), mean of {repeats} calls"
+    )
+    print()
+    mode = "profile_backward" if backward else "profile"
+    rows = {case: run_case(f"{mode}:{case}", seq_len, d_model, repeats) for case in PROFILE_CASES}
+    failed = {case: row["error"] for case, row in rows.items() if "error" in row}
+    if failed:
+        print(f"failed: {failed}")
+        return
+    print("| stage | " + " | ".join(PROFILE_CASES) + " |")
+    print("|---|" + "---|" * len(PROFILE_CASES))
+    totals = {case: sum(row["stages"].values()) for case, row in rows.items()}
+    for stage in rows["keras_dense"]["stages"]:
+        cells = [
+            f"{row['stages'][stage]:.0f} ({row['stages'][stage] / totals[case]:.0%})" for case, row in rows.items()
+        ]
+        print(f"| {stage} | " + " | ".join(cells) + " |")
+    print("| total op time | " + " | ".join(f"{totals[case]:.0f}" for case in rows) + " |")
+    print("| wall ms (median) | " + " | ".join(f"{row['wall_ms']:.0f}" for row in rows.values()) + " |")
+    dense = totals["keras_dense"]
+    core = ("projections", "score and output matmuls", "softmax")
+    print("| speed-up over dense, op time | " + " | ".join(f"{dense / totals[case]:.2f}x" for case in rows) + " |")
+    print(
+        "| ... with only projections, matmuls, softmax left | | "
+        + " | ".join(f"{dense / sum(rows[case]['stages'][s] for s in core):.2f}x" for case in PROFILE_CASES[1:])
+        + " |"
+    )
+    computed = {case: seq_len**2 if case == "keras_dense" else computed_scores(case, seq_len) for case in rows}
+    passes = 3 if backward else 1  # the backward pass of each matmul is two matmuls of its size
+    print(
+        "| score and output matmuls, GFLOP/s of op time | "
+        + " | ".join(
+            f"{passes * 4 * computed[case] * d_model / rows[case]['stages']['score and output matmuls'] / 1e6:.1f}"
+            for case in rows
+        )
+        + " |"
+    )
+    print(
+        "| ... with attention free (projections alone) | "
+        + " | ".join(f"{dense / rows[case]['stages']['projections']:.2f}x" for case in rows)
+        + " |"
+    )
 
 
 MEMORY_CASES = (

@@ -39,6 +39,15 @@ def _layers_in(node_path: str, layer_names: list[str]) -> set[str]:
     return {name for name in layer_names for c in components if re.fullmatch(re.escape(name) + r"(_\d+)?", c)}
 
 
+def nodes_by_op(graphs) -> dict[str, list[str]]:
+    """Op type -> node names over the traced `graphs` (`tf.Graph`s; the names' scopes name the layers)."""
+    nodes: dict[str, list[str]] = {}
+    for graph in graphs:
+        for node in graph.get_operations():
+            nodes.setdefault(node.type, []).append(node.name)
+    return nodes
+
+
 def explain_conversion_failure(message: str, graph_nodes: dict[str, list[str]], layer_names: list[str]):
     """A ConversionError naming each op TFLite builtins lack, the layer it came from, and the fix.
 

@@ -21,7 +21,13 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from converters import c_sources
 from converters.converter_logs import quiet_converter
-from converters.errors import ConversionError, VerificationError, explain_runtime_failure
+from converters.errors import (
+    ConversionError,
+    VerificationError,
+    explain_conversion_failure,
+    explain_runtime_failure,
+    nodes_by_op,
+)
 from converters.float32_copy import low_precision
 from converters.micro_forms import micro_forms
 from converters.quantization import MODES
@@ -216,16 +222,20 @@ def decode_step_file(lm: SparseCausalLM, data: np.ndarray) -> bytes:
         return {"cache": cache, "logits": logits}  # flattened in key order: OUTPUTS
 
     function = frozen_function(tf.function(step, input_signature=specs), specs)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
 
     def representative_dataset():
         for _, inputs in calibration_inputs(lm, data, "bounded", layout.length, 1):
             yield [inputs[name] for name in INPUTS]
 
-    MODES["int8"].configure(converter, representative_dataset, False, float_inputs=True, float_outputs=False)
-    with quiet_converter():
-        flatbuffer = converter.convert()
-    return flatbuffer
+    try:
+        with quiet_converter():  # from_concrete_functions: absl's warning that a trackable_obj is missing
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
+            MODES["int8"].configure(converter, representative_dataset, False, float_inputs=True, float_outputs=False)
+            return converter.convert()
+    except Exception as error:  # the converter's errors list the ops in their text
+        graph_nodes = nodes_by_op([function.get_concrete_function().graph])
+        layer_names = [layer.name for layer in lm._flatten_layers()]
+        raise explain_conversion_failure(str(error), graph_nodes, layer_names) from None
 
 
 def to_micro_decoder(

@@ -15,7 +15,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 import keras_sparse as ks
 from converters.converter_logs import quiet_converter
-from converters.errors import ConversionError, explain_conversion_failure, explain_runtime_failure
+from converters.errors import ConversionError, explain_conversion_failure, explain_runtime_failure, nodes_by_op
 from converters.float32_copy import PRECISION_TOLERANCE, float32_copy, float32_global_policy, low_precision
 from converters.litert import run_once
 from converters.model_inputs import ModelInput, model_inputs, pack, read_samples
@@ -144,7 +144,7 @@ def to_tflite(
     written (atomically) only if every output is finite and within the mode's tolerance. A model whose layers
     compute in float16 or bfloat16 (Keras mixed precision) is converted as a float32 copy holding its weights
     (`converters.float32_copy`), verified against the model itself within the mode's bound or that dtype's
-    rounding (`PRECISION_TOLERANCE`), whichever is looser.
+    rounding (`PRECISION_TOLERANCE`), whichever is looser (bounds passed as arguments are kept as given).
 
     Args:
         model: a functional or Sequential Keras model (keras-hub backbones and tasks are).
@@ -240,6 +240,7 @@ def convert_verified(
     `keras_sparse.rewrites.with_max_query_blocks` (for `to_micro`).
     """
     mode = MODES[one_of("quantization", quantization, tuple(MODES))]
+    default_error, default_agreement = max_relative_error is None, min_argmax_agreement is None
     max_relative_error = _bound("max_relative_error", max_relative_error, mode.max_relative_error)
     min_argmax_agreement = _bound("min_argmax_agreement", min_argmax_agreement, mode.min_argmax_agreement)
     sparse_weights = boolean("sparse_weights", sparse_weights)
@@ -290,8 +291,10 @@ def convert_verified(
         export, rewrites = _export_copy(source, quantization, max_query_blocks, selective)
     if precision:
         rewrites.insert(0, f"a float32 copy of the {precision} model")
-        max_relative_error = max(max_relative_error, PRECISION_TOLERANCE[precision])
-        min_argmax_agreement = min(min_argmax_agreement, MODES["float16"].min_argmax_agreement)
+        if default_error:  # the user's own bounds stay as given
+            max_relative_error = max(max_relative_error, PRECISION_TOLERANCE[precision])
+        if default_agreement:
+            min_argmax_agreement = min(min_argmax_agreement, MODES["float16"].min_argmax_agreement)
     function, rewrite_error = original, None
     if rewrites:
         function = _traced(export, inputs)
@@ -419,11 +422,8 @@ def _convert(
                 return quantize_selectively(converter)
             return converter.convert()
     except Exception as error:  # the converter raises ConverterError and others, with the op list in the text
-        graph_nodes = {}
-        for node in function.graph.get_operations():
-            graph_nodes.setdefault(node.type, []).append(node.name)
         layer_names = [layer.name for layer in model._flatten_layers()]
-        raise explain_conversion_failure(str(error), graph_nodes, layer_names) from None
+        raise explain_conversion_failure(str(error), nodes_by_op([function.graph]), layer_names) from None
 
 
 def _with_progress(samples: list, shown_from: int = PROGRESS_FROM):

@@ -34,6 +34,13 @@ def invalid_argument(name: str, expected: str, received: str) -> ValueError:
     return ValueError(f"Received an invalid value for argument `{name}`, expected {expected}. Received: {received}")
 
 
+def sequence_shape(name: str, shape) -> tuple:
+    """`shape` as a tuple if it has rank 3, `(batch, sequence, features)`; else the error naming `name`."""
+    if len(shape) != 3:
+        raise invalid_argument(name, "a rank-3 tensor (batch, sequence, features)", f"{name}.shape={tuple(shape)}")
+    return tuple(shape)
+
+
 def _refuse(name: str, value, expected: str) -> ValueError:
     return invalid_argument(name, expected, f"{name}={value!r}")
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sparse.validation import invalid_argument, is_integer
+from keras_sparse.validation import invalid_argument, is_integer, sequence_shape
 
 
 def _pair(name: str, value) -> tuple[int, int]:
@@ -49,7 +49,7 @@ class AxialPositionEmbedding(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        if input_shape[-1] != sum(self.axial_dims):
+        if sequence_shape("inputs", input_shape)[-1] != sum(self.axial_dims):
             raise ValueError(
                 f"Received inputs of {input_shape[-1]} features; the axial tables give {sum(self.axial_dims)} "
                 f"(axial_dims={self.axial_dims}). Make `axial_dims` sum to the hidden size."

@@ -12,7 +12,7 @@ from keras import ops
 from keras_sparse.kernels.masked_softmax import masked_softmax
 from keras_sparse.layers.sparse_multi_head_attention import SparseMultiHeadAttention
 from keras_sparse.patterns import Pattern, SlidingWindow
-from keras_sparse.validation import invalid_argument, positive_int
+from keras_sparse.validation import invalid_argument, positive_int, sequence_shape
 
 GLOBAL_PROJECTIONS = ("query_global", "key_global", "value_global")
 MAX_BLOCK_SIZE = 64
@@ -104,10 +104,13 @@ class LongformerSelfAttention(SparseMultiHeadAttention):
         )
 
     def build(self, hidden_states_shape, padding_mask_shape=None, global_attention_mask_shape=None):
-        seq_len = hidden_states_shape[1]
+        seq_len = sequence_shape("hidden_states", hidden_states_shape)[1]
         if seq_len is None:
             raise invalid_argument(
-                "hidden_states", "a static sequence length", f"hidden_states.shape={tuple(hidden_states_shape)}"
+                "hidden_states",
+                "a static sequence length, as the global tokens' copies are placed after it. Fix: give the model "
+                "a fixed length (keras.Input((seq_len, hidden_dim))), or call the layer on a tensor of known shape",
+                f"hidden_states.shape={tuple(hidden_states_shape)}",
             )
         outside = [t for t in self.global_tokens if t >= seq_len]
         if outside:

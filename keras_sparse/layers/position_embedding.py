@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_sparse.validation import one_of, positive_int
+from keras_sparse.validation import one_of, positive_int, sequence_shape
 
 KINDS = ("learned", "sinusoidal")
 
@@ -98,7 +98,7 @@ class PositionEmbedding(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        dim = input_shape[-1]
+        dim = sequence_shape("inputs", input_shape)[-1]
         if self.kind == "learned":
             self.table = self.add_weight(shape=(self.sequence_length, dim), initializer=self.initializer, name="table")
         else:

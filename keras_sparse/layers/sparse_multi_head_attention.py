@@ -23,6 +23,7 @@ from keras_sparse.validation import (
     one_of,
     optional_positive_int,
     positive_int,
+    sequence_shape,
 )
 
 IMPLEMENTATIONS = ("auto", "blocked", "sparse", "segment", "dense")
@@ -294,10 +295,8 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
 
     def build(self, query_shape, value_shape, key_shape=None):
         for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
-            if shape is not None and len(shape) != 3:
-                raise invalid_argument(
-                    name, "a rank-3 tensor (batch, sequence, features)", f"{name}.shape={tuple(shape)}"
-                )
+            if shape is not None:
+                sequence_shape(name, shape)
         self._built_seq_len = query_shape[1]
         super().build(query_shape, value_shape, key_shape)
         if self._pattern.dynamic:

@@ -17,6 +17,7 @@ from keras_sparse.validation import (
     one_of,
     optional_positive_int,
     positive_int,
+    sequence_shape,
 )
 
 SUBLAYERS = ("self_attention", "intermediate", "output")
@@ -140,7 +141,7 @@ class SparseTransformerEncoder(keras.layers.Layer):
         return kind(epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
 
     def build(self, input_shape):
-        hidden_dim = input_shape[-1]
+        hidden_dim = sequence_shape("inputs", input_shape)[-1]
         if self.key_dim is None and hidden_dim % self.num_heads:
             raise ValueError(
                 f"Received inputs of {hidden_dim} features, not divisible by num_heads={self.num_heads}: each head "

@@ -56,7 +56,7 @@ class SparseCausalLM(keras.Model):
         implementation: the attention kernel for full sequences (see `SparseMultiHeadAttention`).
 
     Call arguments:
-        token_ids: int `(batch, length)`; the length must be static.
+        token_ids: int `(batch, length)`; the length must be static (known when traced), else a ValueError.
         training: whether dropout is applied.
 
     Returns:
@@ -169,7 +169,7 @@ class SparseCausalLM(keras.Model):
         return ops.matmul(x, ops.transpose(ops.cast(self.token_embedding.embeddings, x.dtype)))
 
     def call(self, token_ids, training=None):
-        x = self._embed(token_ids, ops.arange(token_ids.shape[1]), training)
+        x = self._embed(token_ids, ops.arange(_static_length(token_ids)), training)
         for block in self.blocks:
             x = block(x, training=training)
         return self._logits(x)
@@ -223,7 +223,7 @@ class SparseCausalLM(keras.Model):
                 f"cache.shape={tuple(cache.shape)}",
             )
         position = ops.cast(position, "int32")
-        x = self._embed(token_ids, position + ops.arange(token_ids.shape[1], dtype="int32"))
+        x = self._embed(token_ids, position + ops.arange(_static_length(token_ids), dtype="int32"))
         shape = tuple(cache.shape[2:])  # TFLite slices at most 5-D tensors: the layers' caches are 5-D slices
         layers = ops.reshape(cache, (-1, 2 * self.num_layers, *shape[1:]))
         caches = []
@@ -277,7 +277,15 @@ class SparseCausalLM(keras.Model):
         Raises:
             ValueError: naming the argument: ids out of range, max_new_tokens < 1, an unseeded sampler with
                 deterministic=True, cache="bounded" with a pattern that cannot be bounded.
+            RuntimeError: called inside a tf.function (generate runs eagerly).
         """
+        if not tf.executing_eagerly():
+            raise RuntimeError(
+                "SparseCausalLM.generate was called inside a tf.function (or another traced graph), but it runs "
+                "eagerly: a Python loop that samples each token and calls a compiled decode step. Fix: call "
+                "generate outside tf.function; to trace a step, wrap call_with_cache in tf.function (jit_compile "
+                "works), or export the decoder with converters.to_tflite_decoder."
+            )
         prompt = prompt_array(prompt_ids, self.vocab_size)
         max_new_tokens = positive_int("max_new_tokens", max_new_tokens)
         prefill_length = positive_int("prefill_length", prefill_length)
@@ -306,6 +314,20 @@ class SparseCausalLM(keras.Model):
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "implementation": self.implementation,
         }
+
+
+def _static_length(token_ids) -> int:
+    """The length of int token ids `(batch, length)`; a ValueError naming `token_ids` for another rank or a
+    length unknown at trace time (the sparse kernels plan their blocks for one length)."""
+    shape = tuple(token_ids.shape)
+    if len(shape) != 2 or shape[1] is None:
+        raise invalid_argument(
+            "token_ids",
+            "int ids (batch, length) with a length known when traced, as the sparse kernels plan for one length. "
+            "Fix: pass a 2-D array, or trace with a fixed length (tf.TensorSpec((None, length), tf.int32))",
+            f"token_ids.shape={shape}",
+        )
+    return shape[1]
 
 
 class KerasDecoder:

@@ -79,9 +79,9 @@ LM_VOCAB = 12
 LM_PATTERN = ks.patterns.SlidingWindow(window_size=8, global_tokens=(0, 1), block_size=8)
 
 
-def language_model(pattern=LM_PATTERN, position_encoding="sinusoidal"):
+def language_model(pattern=LM_PATTERN, intermediate_dim=32, position_encoding="sinusoidal"):
     keras.utils.set_random_seed(0)
-    sizes = dict(vocab_size=LM_VOCAB, num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=32)
+    sizes = dict(vocab_size=LM_VOCAB, num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=intermediate_dim)
     lm = ks.models.SparseCausalLM(**sizes, pattern=pattern, position_encoding=position_encoding)
     lm(np.zeros((1, 16), "int32"))
     return lm
@@ -97,11 +97,11 @@ def text(count: int, length: int, seed: int = 0) -> np.ndarray:
 def trained_lm():
     """The window-with-sinks model trained on the counting language, sequences of 32 tokens (positions past 32
     are new to it: verify within them)."""
-    return fitted(language_model())
+    return train_lm(language_model())
 
 
-def fitted(lm):
-    """`lm` trained on the counting language, sequences of 32 tokens."""
+def train_lm(lm):
+    """`lm` trained on the counting language (sequences of 32 tokens)."""
     data = text(64, 33)
     lm.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     lm.fit(data[:, :-1], data[:, 1:], epochs=25, batch_size=16, verbose=0)  # loss 2.5 -> 0.3

@@ -11,8 +11,8 @@ import pytest
 import converters
 import keras_sparse as ks
 from converters.float32_copy import PRECISION_TOLERANCE, float32_copy, low_precision
-from tests.converters.conftest import build_classifier, retrieval_task
-from tests.converters.test_tflite_decoder import language_model
+from converters.to_tflite import convert_verified
+from tests.converters.conftest import build_classifier, language_model, retrieval_task
 
 
 @pytest.fixture
@@ -35,6 +35,33 @@ def test_a_functional_model_converts_and_is_verified_against_itself(mixed_policy
     error = np.abs(actual - expected).max() / np.abs(expected).max()
     assert error <= PRECISION_TOLERANCE[mixed_policy.removeprefix("mixed_")]
     assert result.rewrite_relative_error is not None and result.rewrite_relative_error > 0  # float16 rounding seen
+
+
+def test_only_the_default_bounds_are_loosened_for_float16_rounding(mixed_policy, tmp_path):
+    model = build_classifier(ks.patterns.SlidingWindow(32))
+    tokens = retrieval_task(8, seed=1)[0]
+
+    def bounds(max_relative_error, min_argmax_agreement):
+        verified = convert_verified(
+            model,
+            tmp_path / "m.tflite",
+            "float32",
+            None,
+            tokens,
+            None,
+            sparse_weights=False,
+            max_relative_error=max_relative_error,
+            min_argmax_agreement=min_argmax_agreement,
+            float_outputs=False,
+            full_integer=False,
+        )
+        return verified.max_relative_error, verified.min_argmax_agreement
+
+    assert bounds(None, None) == (PRECISION_TOLERANCE["float16"], converters.MODES["float16"].min_argmax_agreement)
+    assert bounds(0.5, 1.0) == (0.5, 1.0)  # the user's bounds, as given
+    with pytest.raises(converters.VerificationError, match="relative error"):  # float16 rounding is above 1e-6
+        converters.to_tflite(model, tmp_path / "m.tflite", verification_data=tokens, max_relative_error=1e-6)
+    assert not (tmp_path / "m.tflite").exists()
 
 
 def test_the_copy_computes_in_float32_with_the_same_weights(mixed_policy):

@@ -11,7 +11,14 @@ import pytest
 import converters
 import keras_sparse as ks
 from converters.tflite_decoder import LiteRTDecoder
-from tests.converters.conftest import fitted, language_model, text
+from tests.converters.conftest import language_model, text, train_lm
+
+
+@pytest.fixture(scope="module")
+def trained_wide():
+    """Feed-forward kernels of 16 x 64 = 1024 weights: the converter's dynamic mode quantizes no smaller tensor
+    (the default model's files in dynamic mode are float32 files)."""
+    return train_lm(language_model(intermediate_dim=64))
 
 
 @pytest.fixture(
@@ -19,7 +26,7 @@ from tests.converters.conftest import fitted, language_model, text
 )
 def trained(request, trained_lm):
     """The trained window-with-sinks model, with each position encoding (the session's for sinusoidal)."""
-    return trained_lm if request.param == "sinusoidal" else fitted(language_model(position_encoding=request.param))
+    return trained_lm if request.param == "sinusoidal" else train_lm(language_model(position_encoding=request.param))
 
 
 @pytest.mark.parametrize("position_encoding", ["sinusoidal", "rotary", "alibi"])
@@ -59,6 +66,27 @@ def test_int8_file_follows_a_trained_model(trained, tmp_path):
     prompt = data[3, :12]
     tokens = converters.generate_tflite(tmp_path / "lm_int8.tflite", prompt, 40)
     assert (tokens == trained.generate(prompt, 40, prefill_length=8)).mean() >= 0.95
+
+
+@pytest.mark.parametrize(
+    "quantization, weight_dtype", [("float16", np.float16), pytest.param("dynamic", np.int8, marks=pytest.mark.slow)]
+)
+def test_float16_and_dynamic_files_follow_a_trained_model(request, tmp_path, quantization, weight_dtype):
+    model = request.getfixturevalue("trained_lm" if quantization == "float16" else "trained_wide")
+    path = tmp_path / f"lm_{quantization}.tflite"
+    result = converters.to_tflite_decoder(model, path, quantization=quantization, prefill_length=8)
+    bound = converters.MODES[quantization]  # measured: float16 7e-4 to 1e-3, dynamic 5e-3 to 1.1e-2, 100% tokens
+    assert result.max_relative_error <= bound.max_relative_error and result.argmax_agreement == 1.0
+    assert result.max_relative_error > 1e-5  # the weights were rounded: not a float32 file
+    assert not [op for op in result.ops if op.startswith("Flex") or op == "CUSTOM"]
+    decoder = LiteRTDecoder(path)
+    assert weight_dtype in {detail["dtype"] for detail in decoder.interpreter.get_tensor_details()}
+    dtypes = {name: detail["dtype"] for name, detail in decoder.decode.get_input_details().items()}
+    assert dtypes["cache"] == np.float32
+    prompt = np.array([3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2])  # 40 tokens: past the ring of 2 + 5 slots
+    np.testing.assert_array_equal(
+        converters.generate_tflite(path, prompt, 40), model.generate(prompt, 40, prefill_length=8)
+    )
 
 
 def test_a_pattern_that_cannot_be_bounded_gets_a_full_cache_of_max_length(tmp_path):

@@ -53,6 +53,23 @@ def test_call_errors(call, argument):
     assert "Traceback" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    "make, argument",
+    [
+        (lambda: ks.layers.SparseTransformerEncoder(2, 16, pattern=PATTERN), "inputs"),
+        (lambda: ks.layers.LongformerSelfAttention(2, 4, attention_window=8), "hidden_states"),
+        (lambda: ks.layers.PositionEmbedding(40), "inputs"),
+        (lambda: ks.layers.AxialPositionEmbedding((5, 8), (4, 4)), "inputs"),
+    ],
+    ids=["encoder", "longformer", "position", "axial"],
+)
+def test_a_sequence_without_its_batch_axis_names_the_layer_s_own_argument(make, argument):
+    with pytest.raises(
+        ValueError, match=rf"argument `{argument}`, expected a rank-3.*Received: {argument}.shape=\(40, 8\)"
+    ):
+        make()(x(40, 8))  # was an inner layer's `query`, or TensorFlow's BroadcastTo error
+
+
 def test_unknown_sequence_length_names_the_fix():
     attention = layer(pattern=ks.patterns.SlidingWindow(8))
     traced = tf.function(lambda q: attention(q, q), input_signature=[tf.TensorSpec((None, None, 6), tf.float32)])

@@ -100,6 +100,12 @@ def test_global_tokens_past_the_sequence_raise_at_build():
         layer(np.zeros((1, 16, 8), "float32"))
 
 
+def test_an_unknown_sequence_length_names_the_shape_and_the_fix():
+    layer = ks.layers.LongformerSelfAttention(num_heads=2, key_dim=4, attention_window=4)
+    with pytest.raises(ValueError, match=r"`hidden_states`.*Fix: give the model a fixed length.*\(None, None, 8\)"):
+        layer(keras.Input((None, 8)))
+
+
 def test_config_round_trip_and_keras_file_without_custom_objects(tmp_path):
     hidden = keras.Input((24, 8))
     flags = keras.Input((24,), dtype="bool")
