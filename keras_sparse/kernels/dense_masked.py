@@ -17,13 +17,15 @@ def dense_masked_attention(
     attention_mask=None,
     dropout=None,
     return_scores=False,
-    bias: np.ndarray | None = None,
+    bias: np.ndarray | tf.Tensor | None = None,
 ):
     """Attention with every score computed and the pattern applied as a mask. O(T^2) memory.
 
     Args:
         mask: bool `(T, T)` (or `(H, T, T)`), e.g. `pattern.mask(T)`.
-        bias: optional float `(T, T)` (or `(H, T, T)`) added to the scores, e.g. `pattern.dense_bias(T)`.
+        bias: optional float `(T, T)` (or `(H, T, T)`) added to the scores, e.g. `pattern.dense_bias(T)`; an array
+            or a tensor.
+        attention_mask: optional bool `(B, T, S)`, or `(B, H, T, S)` per head, ANDed with the mask.
         Others as `gathered_block_attention`.
 
     Example:
@@ -36,12 +38,14 @@ def dense_masked_attention(
     """
     scores = tf.einsum("bthd,bshd->bhts", query, key)
     if bias is not None:
-        scores = scores + tf.constant(bias if bias.ndim == 3 else bias[None], scores.dtype)
+        bias = tf.cast(bias, scores.dtype)
+        scores = scores + (bias if bias.shape.rank == 3 else bias[None])
     full_mask = tf.constant(mask if mask.ndim == 3 else mask[None])[None]
     if key_mask is not None:
         full_mask = tf.logical_and(full_mask, key_mask[:, None, None, :])
     if attention_mask is not None:
-        full_mask = tf.logical_and(full_mask, attention_mask[:, None])
+        per_head = attention_mask if attention_mask.shape.rank == 4 else attention_mask[:, None]
+        full_mask = tf.logical_and(full_mask, per_head)
     probs = masked_softmax(scores, full_mask)
     output = tf.einsum("bhts,bshd->bthd", dropout(probs) if dropout else probs, value)
     return output, probs if return_scores else None

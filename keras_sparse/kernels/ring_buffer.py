@@ -9,7 +9,9 @@ does not depend on p, and neither does the cost of a step.
 
 New tokens at positions `start, ..., start + T - 1` attend the cache and each other: keys and values are the
 cache's slots followed by the T new ones, each with the position it holds (-1 for an empty or stale slot),
-and the pattern is evaluated on those positions. Every shape is static; `start` is a tensor.
+and the pattern is evaluated on those positions. Every shape is static; `start` is a tensor. A window ANDed
+with a `DistanceDecay` (ALiBi's per-head linear bias, Press et al. 2022) adds the decay's bias at each slot's
+true offset from the query, and drops the keys past its `max_distance`, as the sequence kernels do.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sparse.kernels.dense_masked import dense_masked_attention
-from keras_sparse.patterns import Pattern, SlidingWindow
+from keras_sparse.patterns import DistanceDecay, Intersection, Pattern, PerHead, SlidingWindow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,11 +33,13 @@ class RingBufferLayout:
         sinks: the global token positions, sorted.
         ring_size: `window_size // 2 + 1`, the keys at `p - window_size // 2, ..., p`.
         dilation: the window's dilation (keys at offsets that are multiples of it).
+        decay: the `DistanceDecay` (or per-head `PerHead` of them) ANDed with the window, or None.
     """
 
     sinks: tuple[int, ...]
     ring_size: int
     dilation: int = 1
+    decay: Pattern | None = None
 
     @property
     def length(self) -> int:
@@ -43,8 +47,24 @@ class RingBufferLayout:
         return len(self.sinks) + self.ring_size
 
 
+def _is_decay(pattern: Pattern) -> bool:
+    if isinstance(pattern, PerHead):
+        return all(type(head) is DistanceDecay for head in pattern.patterns)
+    return type(pattern) is DistanceDecay
+
+
+def _window_and_decay(pattern: Pattern) -> tuple[Pattern, Pattern | None]:
+    """`(window, decay)` of `window & decay` (either order), else `(pattern, None)`."""
+    if type(pattern) is Intersection:
+        for window, decay in ((pattern.first, pattern.second), (pattern.second, pattern.first)):
+            if type(window) is SlidingWindow and _is_decay(decay):
+                return window, decay
+    return pattern, None
+
+
 def unbounded_reason(pattern: Pattern) -> str | None:
     """Why a causal decoder with `pattern` needs a cache that grows with the position, or None if it does not."""
+    pattern, _ = _window_and_decay(pattern)
     if type(pattern) is not SlidingWindow:
         return (
             f"{type(pattern).__name__} lets a query attend keys at any distance (only a causal SlidingWindow, with or "
@@ -73,7 +93,26 @@ def ring_buffer_layout(pattern: Pattern) -> RingBufferLayout:
             f"lie within window_size // 2 for a bounded (ring-buffer) cache: {reason}. Decode it with a full cache "
             f"(cache='full'). Received: pattern={pattern!r}"
         )
-    return RingBufferLayout(pattern.global_tokens, pattern.window_size // 2 + 1, pattern.dilation)
+    window, decay = _window_and_decay(pattern)
+    return RingBufferLayout(window.global_tokens, window.window_size // 2 + 1, window.dilation, decay)
+
+
+def decay_bias(layout: RingBufferLayout, query_positions: tf.Tensor, key_positions: tf.Tensor):
+    """`(bias, within)` of the decay per head, each `(H', T, S)`, or `(None, None)` without a decay.
+
+    `bias` is `-rate * (query - key)` (`DistanceDecay.offset_bias`), `within` whether the key lies within the
+    decay's `max_distance`, where the sequence kernels cut its band. The offsets are clipped to `[0,
+    max_distance]` in int32 before the float product: the bias's range does not grow with the position, and no
+    large constant meets a float tensor that an int8 file quantizes (it would share that constant's scale).
+    """
+    if layout.decay is None:
+        return None, None
+    heads = layout.decay.patterns if isinstance(layout.decay, PerHead) else (layout.decay,)
+    rates = np.array([head.rate for head in heads], np.float32)[:, None, None]
+    reach = np.array([min(head.max_distance, 2**31 - 1) for head in heads], np.int32)[:, None, None]
+    offsets = (query_positions[:, None] - key_positions[None, :])[None]
+    clipped = tf.cast(tf.minimum(tf.maximum(offsets, 0), reach), tf.float32)  # (H', T, S)
+    return -rates * clipped, offsets <= reach
 
 
 def _is_sink(positions: tf.Tensor, layout: RingBufferLayout) -> tf.Tensor:
@@ -156,9 +195,14 @@ def ring_buffer_attention(
     keys = tf.concat([key_cache, new_keys], axis=1)
     values = tf.concat([value_cache, new_values], axis=1)
     mask = allowed(layout, new_positions, key_positions)
+    bias, within = decay_bias(layout, new_positions, key_positions)
+    if within is not None:  # (H', T, S): a per-head mask
+        mask = tf.logical_and(mask[None], within)
     everywhere = np.ones((new_count, layout.length + new_count), bool)
-    batch_mask = tf.broadcast_to(mask[None], (tf.shape(query)[0], new_count, layout.length + new_count))
-    output, _ = dense_masked_attention(query, keys, values, everywhere, attention_mask=batch_mask, dropout=dropout)
+    batch_mask = tf.broadcast_to(mask[None], (tf.shape(query)[0], *mask.shape))
+    output, _ = dense_masked_attention(
+        query, keys, values, everywhere, attention_mask=batch_mask, dropout=dropout, bias=bias
+    )
     # each slot takes the new token it now holds, or keeps what it held
     held = slot_positions(layout, start + new_count - 1)
     source = tf.where(held >= start, layout.length + held - start, tf.range(layout.length, dtype=tf.int32))

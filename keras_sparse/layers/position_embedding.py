@@ -1,4 +1,4 @@
-"""`PositionEmbedding`: learned or sinusoidal position vectors for a fixed sequence length."""
+"""`PositionEmbedding`: learned or sinusoidal position vectors for a fixed sequence length; `rotary_encoding`."""
 
 from __future__ import annotations
 
@@ -33,6 +33,40 @@ def sinusoidal_encoding(positions, dim: int, max_wavelength: float = 10000.0):
     rates = ops.convert_to_tensor(_rates(dim, max_wavelength), "float32")
     phases = ops.convert_to_tensor(np.where(np.arange(dim) % 2 == 0, 0.0, np.pi / 2), "float32")  # cos = sin(+pi/2)
     return ops.sin(ops.cast(positions, "float32")[:, None] * rates + phases)  # one SIN op, no SELECT (TFLite Micro)
+
+
+def rotary_encoding(x, positions, max_wavelength: float = 10000.0):
+    """Rotary position embedding (RoPE; Su et al. 2021, "RoFormer"): `x` rotated by angles of its positions.
+
+    Feature pairs `(i, i + dim / 2)` (GPT-NeoX's and keras-hub's `RotaryEmbedding`'s halves) turn by
+    `position * max_wavelength ** (-2 * i / dim)`, so a query-key dot product depends on the positions only
+    through their difference: attention stays unchanged under any shift, at any position.
+
+    Args:
+        x: float `(batch, T, heads, dim)`, `dim` even (projected queries or keys).
+        positions: int `(T,)` (a tensor in traced functions).
+        max_wavelength: float, the slowest pair's wavelength in positions.
+
+    Returns:
+        `x`'s shape and dtype. Ops: one SIN, MUL, ADD, CONCATENATION, STRIDED_SLICE (TFLite builtins).
+
+    Example:
+
+    >>> import numpy as np
+    >>> q = np.ones((1, 2, 1, 4), "float32")
+    >>> r = np.asarray(rotary_encoding(q, np.array([5, 6])))
+    >>> k = np.asarray(rotary_encoding(q, np.array([3, 4])))
+    >>> bool(np.isclose((r[0, 0] * k[0, 0]).sum(), (r[0, 1] * k[0, 1]).sum()))
+    True
+    """
+    half = x.shape[-1] // 2
+    rates = ops.convert_to_tensor(max_wavelength ** (-np.arange(half) / half), "float32")
+    angles = ops.cast(positions, "float32")[:, None] * rates  # (T, half)
+    angles = ops.concatenate([angles, angles + np.pi / 2], axis=-1)  # cos = sin(+pi/2): one SIN op
+    waves = ops.cast(ops.sin(angles), x.dtype)[None, :, None, :]
+    sin, cos = waves[..., :half], waves[..., half:]
+    first, second = x[..., :half], x[..., half:]
+    return ops.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="keras_sparse")

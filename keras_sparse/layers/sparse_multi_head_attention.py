@@ -12,12 +12,14 @@ from keras import ops
 from keras.src.backend import set_keras_mask  # as Keras's own MultiHeadAttention.call; Keras is pinned to 3.15
 
 from keras_sparse import kernels
+from keras_sparse.layers.position_embedding import rotary_encoding
 from keras_sparse.patterns import Dense, Pattern, SlidingWindow
 from keras_sparse.validation import (
     boolean,
     fraction,
     invalid_argument,
     is_integer,
+    number,
     one_of,
     optional_positive_int,
     positive_int,
@@ -124,6 +126,10 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         causal: bool, every call is causal (as with `use_causal_mask=True`): the kernels skip the blocks above
             the diagonal even when the causal mask also arrives as a tensor, as keras-hub's `TransformerDecoder`
             passes it. `keras_sparse.sparsify` sets it for a decoder's self-attention. Defaults to False.
+        rotary_max_wavelength: optional float: queries and keys are rotated at their positions before the
+            scores (rotary position embedding, Su et al. 2021; `layers.position_embedding.rotary_encoding`), the
+            keys before they enter a cache. Self-attention only; the positions are `0, ..., T - 1`, or
+            `cache_update_index, ...` with a cache. Needs an even `key_dim`. None (default): no rotation.
 
     Call arguments:
         query: `(B, T, dim)`. value: `(B, S, dim)`. key: optional `(B, S, dim)`, defaults to `value`.
@@ -174,6 +180,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
         max_query_blocks: int | None = None,
         blockwise_softmax: bool = False,
         causal: bool = False,
+        rotary_max_wavelength: float | None = None,
         **kwargs,
     ):
         super().__init__(**_checked_keras_arguments(self, args, kwargs))
@@ -199,6 +206,15 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             )
         self._pattern = pattern
         self._causal = boolean("causal", causal)
+        if rotary_max_wavelength is not None:
+            rotary_max_wavelength = number("rotary_max_wavelength", rotary_max_wavelength, above=0)
+            if self._key_dim % 2 or pattern.dynamic:
+                raise invalid_argument(
+                    "rotary_max_wavelength",
+                    "None with an odd key_dim or an LSH pattern (rotary turns pairs of query and key features)",
+                    f"rotary_max_wavelength={rotary_max_wavelength}, key_dim={self._key_dim}",
+                )
+        self._rotary_max_wavelength = rotary_max_wavelength
         self.max_query_blocks = max_query_blocks
         self.blockwise_softmax = blockwise_softmax
         self._block_mass_sink = None
@@ -267,6 +283,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             "max_query_blocks": self._max_query_blocks,
             "blockwise_softmax": self._blockwise_softmax,
             "causal": self._causal,
+            "rotary_max_wavelength": self._rotary_max_wavelength,
         }
 
     @classmethod
@@ -340,7 +357,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             set_keras_mask(tensor, None)
         self._check_inputs(query, value, key, cache, cache_update_index, attention_mask, return_attention_scores)
         gate = self._gate_dense(query) if self._use_gate else None
-        projected_query = self._query_dense(query)
+        projected_query = self._rotated(self._query_dense(query), query is value, cache, cache_update_index)
         if bounded_cache:
             self._check_bounded_cache(cache, cache_update_index, attention_mask, return_attention_scores)
             attention_output, cache = self._attend_ring_buffer(
@@ -463,7 +480,7 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
             ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype)),
             cache[:, 0],
             cache[:, 1],
-            self._key_dense(key),
+            self._rotated(self._key_dense(key), True, cache, start),
             self._value_dense(value),
             kernels.ring_buffer_layout(self.effective_pattern),
             start,
@@ -474,14 +491,29 @@ class SparseMultiHeadAttention(keras.layers.MultiHeadAttention):
     def _keys_and_values(self, key, value, cache, cache_update_index):
         """The projected keys and values the queries attend, and the updated cache (keras-hub's protocol)."""
         if cache is None:
-            projected_key = None if self._pattern.dynamic else self._key_dense(key)  # LSH keys are the queries
-            return projected_key, self._value_dense(value), None
+            projected_key = None if self._pattern.dynamic else self._rotated(self._key_dense(key), True, None, None)
+            return projected_key, self._value_dense(value), None  # LSH keys are the queries
         if cache_update_index is None:  # a static cache: its keys and values are used as they are
             return cache[:, 0], cache[:, 1], cache
         start = [0, cache_update_index, 0, 0]
-        projected_key = ops.slice_update(cache[:, 0], start, self._key_dense(key))
+        new_keys = self._rotated(self._key_dense(key), True, cache, cache_update_index)
+        projected_key = ops.slice_update(cache[:, 0], start, new_keys)
         projected_value = ops.slice_update(cache[:, 1], start, self._value_dense(value))
         return projected_key, projected_value, ops.stack((projected_key, projected_value), axis=1)
+
+    def _rotated(self, projected, self_attention: bool, cache, cache_update_index):
+        """Projected queries or new keys `(B, T, H, d)` rotated at their positions (rotary), else as they are."""
+        if self._rotary_max_wavelength is None:
+            return projected
+        if not self_attention or (cache is not None and cache_update_index is None):
+            raise invalid_argument(
+                "rotary_max_wavelength",
+                "None in cross-attention or with a static cache (rotary needs the positions of queries and keys)",
+                f"rotary_max_wavelength={self._rotary_max_wavelength}",
+            )
+        start = 0 if cache is None else ops.cast(cache_update_index, "int32")
+        positions = start + ops.arange(projected.shape[1], dtype="int32")
+        return rotary_encoding(projected, positions, self._rotary_max_wavelength)
 
     def _split_attention_mask(self, attention_mask, query_len: int, key_len: int, key_padding, batch_size):
         """Splits a mask Keras's layer would accept into `(key padding (B, S), (B, T, S) mask, (B, H, T, S) mask)`.

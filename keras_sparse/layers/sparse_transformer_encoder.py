@@ -58,6 +58,8 @@ class SparseTransformerEncoder(keras.layers.Layer):
             without the ops TFLite's 16x8 mode lacks); `keras_sparse.centered_layer_norms` sets it.
         causal: each position attends only itself and earlier ones (a decoder block without cross-attention,
             as in GPT): the self-attention layer's `causal`. Defaults to False.
+        rotary_max_wavelength: optional float, rotary positions in the self-attention (`SparseMultiHeadAttention`'s
+            argument). Defaults to None.
 
     Call arguments:
         inputs: `(batch, seq_len, hidden_dim)`.
@@ -92,6 +94,7 @@ class SparseTransformerEncoder(keras.layers.Layer):
         sublayer_constraints: dict | None = None,
         centered_layer_norm: bool = False,
         causal: bool = False,
+        rotary_max_wavelength: float | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -121,6 +124,7 @@ class SparseTransformerEncoder(keras.layers.Layer):
             )
         self.centered_layer_norm = boolean("centered_layer_norm", centered_layer_norm)
         self.causal = boolean("causal", causal)
+        self.rotary_max_wavelength = rotary_max_wavelength
         self.supports_masking = True
 
     def _common(self, name: str) -> dict:
@@ -150,6 +154,7 @@ class SparseTransformerEncoder(keras.layers.Layer):
             pattern=self.pattern,
             implementation=self.implementation,
             causal=self.causal,
+            rotary_max_wavelength=self.rotary_max_wavelength,
             **self._common("self_attention"),
         )
         self.self_attention.build(input_shape, input_shape)
@@ -237,6 +242,7 @@ class SparseTransformerEncoder(keras.layers.Layer):
             "key_dim": self.key_dim,
             "centered_layer_norm": self.centered_layer_norm,
             "causal": self.causal,
+            "rotary_max_wavelength": self.rotary_max_wavelength,
         }
         if self.built:
             constraints = {name: _constraints_of(getattr(self, _attribute(name))) for name in SUBLAYERS}

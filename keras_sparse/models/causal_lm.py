@@ -14,19 +14,23 @@ from keras_sparse.layers import SparseTransformerEncoder, TokenEmbedding
 from keras_sparse.layers.activations import get_activation
 from keras_sparse.layers.position_embedding import sinusoidal_encoding
 from keras_sparse.models.decoding import decode, drawer_of, prompt_array
-from keras_sparse.patterns import Dense, Pattern
+from keras_sparse.patterns import Dense, DistanceDecay, Pattern
 from keras_sparse.validation import boolean, fraction, invalid_argument, number, one_of, positive_int
 
 CACHES = ("auto", "bounded", "full")
+POSITION_ENCODINGS = ("sinusoidal", "rotary", "alibi")
+ALIBI_THRESHOLD = 1e-9
+"""ALiBi's bias is cut where its weight factor falls below this (`DistanceDecay(threshold=)`): a key past the cut
+would add under 1e-9 of the nearest key's weight, below float32's resolution of a softmax sum."""
 
 
 @keras.saving.register_keras_serializable(package="keras_sparse")
 class SparseCausalLM(keras.Model):
     """A GPT-style language model: token ids -> next-token logits, every layer's attention sparse and causal.
 
-    Token embedding (`TokenEmbedding`) plus sinusoidal positions (Vaswani et al. 2017, computed at any position:
-    no table caps the length), `num_layers` pre-norm causal blocks (`SparseTransformerEncoder(causal=True)`),
-    a final layer normalization and an output head tied to the token embedding (or a separate `Dense`).
+    Token embedding (`TokenEmbedding`), positions that no table caps (`position_encoding`), `num_layers` pre-norm
+    causal blocks (`SparseTransformerEncoder(causal=True)`), a final layer normalization and an output head
+    tied to the token embedding (or a separate `Dense`).
     `fit` trains it with teacher forcing on the sparse kernels: `y` is `x` shifted by one token.
 
     With `pattern=SlidingWindow(window_size=W, global_tokens=G)` (global tokens within `W // 2`) `generate`
@@ -41,7 +45,13 @@ class SparseCausalLM(keras.Model):
         dropout: rate after embeddings, attention and feed-forward (default 0).
         activation: of the feed-forward network (default "relu"; see `SparseTransformerEncoder`).
         tie_embeddings: the output head is the token embedding transposed (default True).
-        max_wavelength: of the sinusoidal positions (default 10000).
+        position_encoding: "rotary" (default; RoPE, Su et al. 2021: queries and keys rotated at their positions;
+            keys enter the cache rotated), "sinusoidal" (Vaswani et al. 2017, added to the token embedding; what
+            `.keras` files without this key were made with, and load with) or
+            "alibi" (Press et al. 2022: a per-head bias `-m_h * (i - j)`, slopes `m_h = 2 ** (-8 * (h + 1) / H)`,
+            which is `pattern & DistanceDecay(2 ** (-8 / H), ALIBI_THRESHOLD, per_head=True)` on the sparse
+            kernels and the ring buffer). Rotary is the default by measurement (docs/decoding.md).
+        max_wavelength: of the sinusoidal or rotary positions (default 10000).
         layer_norm_epsilon: default 1e-5.
         implementation: the attention kernel for full sequences (see `SparseMultiHeadAttention`).
 
@@ -74,6 +84,7 @@ class SparseCausalLM(keras.Model):
         dropout: float = 0.0,
         activation="relu",
         tie_embeddings: bool = True,
+        position_encoding: str = "rotary",
         max_wavelength: float = 10000.0,
         layer_norm_epsilon: float = 1e-5,
         implementation: str = "auto",
@@ -97,6 +108,7 @@ class SparseCausalLM(keras.Model):
         self.dropout = fraction("dropout", dropout)
         self.activation = get_activation(activation)
         self.tie_embeddings = boolean("tie_embeddings", tie_embeddings)
+        self.position_encoding = one_of("position_encoding", position_encoding, POSITION_ENCODINGS)
         self.max_wavelength = number("max_wavelength", max_wavelength, above=0)
         self.layer_norm_epsilon = number("layer_norm_epsilon", layer_norm_epsilon, above=0)
         self.implementation = implementation
@@ -106,13 +118,14 @@ class SparseCausalLM(keras.Model):
             SparseTransformerEncoder(
                 num_heads=num_heads,
                 intermediate_dim=intermediate_dim,
-                pattern=self.pattern,
+                pattern=self.attention_pattern,
                 dropout=self.dropout,
                 activation=self.activation,
                 layer_norm_epsilon=layer_norm_epsilon,
                 normalize_first=True,
                 implementation=implementation,
                 causal=True,
+                rotary_max_wavelength=self.max_wavelength if self.position_encoding == "rotary" else None,
                 name=f"decoder_{index}",
             )
             for index in range(self.num_layers)
@@ -120,6 +133,14 @@ class SparseCausalLM(keras.Model):
         self.final_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="final_norm")
         self.output_head = None if self.tie_embeddings else keras.layers.Dense(vocab_size, name="output_head")
         self._decode_steps = {}
+
+    @property
+    def attention_pattern(self) -> Pattern:
+        """The blocks' pattern: `pattern`, ANDed with ALiBi's `DistanceDecay` when `position_encoding="alibi"`."""
+        if self.position_encoding != "alibi":
+            return self.pattern
+        alibi = DistanceDecay(2 ** (-8 / self.num_heads), ALIBI_THRESHOLD, per_head=True)
+        return self.pattern & alibi.for_heads(self.num_heads)
 
     @property
     def key_dim(self) -> int:
@@ -137,7 +158,8 @@ class SparseCausalLM(keras.Model):
 
     def _embed(self, token_ids, positions, training=None):
         x = self.token_embedding(token_ids)
-        x = x + ops.cast(sinusoidal_encoding(positions, self.hidden_dim, self.max_wavelength), x.dtype)[None]
+        if self.position_encoding == "sinusoidal":  # rotary and ALiBi act inside the attention
+            x = x + ops.cast(sinusoidal_encoding(positions, self.hidden_dim, self.max_wavelength), x.dtype)[None]
         return self.embedding_dropout(x, training=training)
 
     def _logits(self, x):
@@ -165,9 +187,9 @@ class SparseCausalLM(keras.Model):
         one_of("cache", cache, CACHES)
         if cache == "full":
             return None
-        reason = kernels.unbounded_reason(self.pattern)
+        reason = kernels.unbounded_reason(self.attention_pattern)
         if reason is None or cache == "bounded":
-            return kernels.ring_buffer_layout(self.pattern)
+            return kernels.ring_buffer_layout(self.attention_pattern)
         warnings.warn(
             f"{self.name} decodes with a full cache, growing with every position: {reason}. Memory and time per "
             "token grow with the length. Pass cache='full' to silence this, or train with a causal "
@@ -271,6 +293,10 @@ class SparseCausalLM(keras.Model):
         decoder = self.decoder(prompt.shape[0], cache, prompt.shape[1] + max_new_tokens)
         return decode(decoder, prompt, max_new_tokens, draw, prefill_length)
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{"position_encoding": "sinusoidal", **config})  # configs saved before the option existed
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -283,6 +309,7 @@ class SparseCausalLM(keras.Model):
             "dropout": self.dropout,
             "activation": keras.activations.serialize(self.activation),
             "tie_embeddings": self.tie_embeddings,
+            "position_encoding": self.position_encoding,
             "max_wavelength": self.max_wavelength,
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "implementation": self.implementation,

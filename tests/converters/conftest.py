@@ -79,16 +79,10 @@ LM_VOCAB = 12
 LM_PATTERN = ks.patterns.SlidingWindow(window_size=8, global_tokens=(0, 1), block_size=8)
 
 
-def language_model(pattern=LM_PATTERN, intermediate_dim=32):
+def language_model(pattern=LM_PATTERN, intermediate_dim=32, position_encoding="sinusoidal"):
     keras.utils.set_random_seed(0)
-    lm = ks.models.SparseCausalLM(
-        vocab_size=LM_VOCAB,
-        num_layers=2,
-        hidden_dim=16,
-        num_heads=2,
-        intermediate_dim=intermediate_dim,
-        pattern=pattern,
-    )
+    sizes = dict(vocab_size=LM_VOCAB, num_layers=2, hidden_dim=16, num_heads=2, intermediate_dim=intermediate_dim)
+    lm = ks.models.SparseCausalLM(**sizes, pattern=pattern, position_encoding=position_encoding)
     lm(np.zeros((1, 16), "int32"))
     return lm
 

@@ -21,8 +21,17 @@ def trained_wide():
     return train_lm(language_model(intermediate_dim=64))
 
 
-def test_float32_file_generates_keras_tokens_far_past_the_window(tmp_path):
-    lm = language_model()
+@pytest.fixture(
+    params=["sinusoidal", *(pytest.param(encoding, marks=pytest.mark.slow) for encoding in ("rotary", "alibi"))]
+)
+def trained(request, trained_lm):
+    """The trained window-with-sinks model, with each position encoding (the session's for sinusoidal)."""
+    return trained_lm if request.param == "sinusoidal" else train_lm(language_model(position_encoding=request.param))
+
+
+@pytest.mark.parametrize("position_encoding", ["sinusoidal", "rotary", "alibi"])
+def test_float32_file_generates_keras_tokens_far_past_the_window(tmp_path, position_encoding):
+    lm = language_model(position_encoding=position_encoding)
     lm.token_embedding.embeddings.assign(lm.token_embedding.embeddings * 8.0)  # no near-tie argmaxes
     result = converters.to_tflite_decoder(lm, tmp_path / "lm.tflite", prefill_length=4, verification_steps=40)
     assert result.argmax_agreement == 1.0 and result.max_relative_error < 1e-4
@@ -44,10 +53,10 @@ def test_float32_file_generates_keras_tokens_far_past_the_window(tmp_path):
     )
 
 
-def test_int8_file_follows_a_trained_model(trained_lm, tmp_path):
+def test_int8_file_follows_a_trained_model(trained, tmp_path):
     data = text(16, 64, seed=1)
     result = converters.to_tflite_decoder(
-        trained_lm, tmp_path / "lm_int8.tflite", quantization="int8", representative_data=data, prefill_length=8
+        trained, tmp_path / "lm_int8.tflite", quantization="int8", representative_data=data, prefill_length=8
     )
     assert result.argmax_agreement >= 0.99 and result.max_relative_error <= 0.25
     assert "QUANTIZE" in result.ops and "FULLY_CONNECTED" in result.ops
@@ -56,7 +65,7 @@ def test_int8_file_follows_a_trained_model(trained_lm, tmp_path):
     assert dtypes["cache"] == np.float32  # LiteRT.js refuses int8 inputs and outputs
     prompt = data[3, :12]
     tokens = converters.generate_tflite(tmp_path / "lm_int8.tflite", prompt, 40)
-    assert (tokens == trained_lm.generate(prompt, 40, prefill_length=8)).mean() >= 0.95
+    assert (tokens == trained.generate(prompt, 40, prefill_length=8)).mean() >= 0.95
 
 
 @pytest.mark.parametrize(

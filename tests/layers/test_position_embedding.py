@@ -37,3 +37,23 @@ def test_config_round_trip():
     layer = ks.layers.PositionEmbedding(16, kind="sinusoidal", name="p")
     again = keras.layers.deserialize(keras.layers.serialize(layer))
     assert again.get_config() == layer.get_config()
+
+
+def test_rotary_encoding_equals_keras_hubs_rotary_embedding_at_any_start():
+    keras_hub = pytest.importorskip("keras_hub")
+    from keras_sparse.layers.position_embedding import rotary_encoding
+
+    x = np.random.default_rng(0).normal(size=(2, 40, 3, 8)).astype("float32")  # (batch, T, heads, key_dim)
+    reference = keras_hub.layers.RotaryEmbedding(max_wavelength=500)
+    np.testing.assert_allclose(rotary_encoding(x, np.arange(40), 500.0), reference(x), atol=2e-5)
+    shifted = reference(x, start_index=1000)  # a cached decoding step far out
+    np.testing.assert_allclose(rotary_encoding(x, 1000 + np.arange(40), 500.0), shifted, atol=2e-4)
+
+
+def test_rotary_attention_refuses_what_has_no_positions():
+    with pytest.raises(ValueError, match="argument `rotary_max_wavelength`.*odd key_dim"):
+        ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=5, rotary_max_wavelength=1e4)
+    layer = ks.layers.SparseMultiHeadAttention(num_heads=2, key_dim=4, rotary_max_wavelength=1e4)
+    query, value = np.zeros((1, 4, 8), "float32"), np.zeros((1, 6, 8), "float32")
+    with pytest.raises(ValueError, match="argument `rotary_max_wavelength`.*cross-attention"):
+        layer(query, value)
