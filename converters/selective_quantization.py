@@ -40,9 +40,13 @@ FLOAT_OPS = frozenset({"SQUARED_DIFFERENCE"})
 
 def float_nodes(flatbuffer: bytes) -> list[str]:
     """The output tensor names of the ops of a float `.tflite` file that selective quantization keeps float:
-    its attention cores and `FLOAT_OPS`, in graph order. Empty for a file with neither."""
+    its attention cores and `FLOAT_OPS`, in graph order, over every subgraph (a decoder file has one per
+    signature). Empty for a file with neither."""
     model = flatbuffer_utils.read_model_from_bytearray(flatbuffer)
-    graph = model.subgraphs[0]
+    return [name for graph in model.subgraphs for name in _graph_float_nodes(model, graph)]
+
+
+def _graph_float_nodes(model, graph) -> list[str]:
     operators = graph.operators
     names = [flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) for op in operators]
 

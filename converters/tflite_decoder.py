@@ -25,6 +25,7 @@ from converters.converter_logs import quiet_converter
 from converters.errors import explain_conversion_failure, explain_runtime_failure, nodes_by_op
 from converters.float32_copy import low_precision
 from converters.quantization import MODES, OpsSet
+from converters.selective_quantization import quantize_selectively
 from converters.verification import verify
 from keras_sparse.files import check_output_file, write_atomically
 from keras_sparse.models import SparseCausalLM
@@ -250,6 +251,7 @@ def _convert(module: _Signatures, mode, representative_dataset) -> bytes:
             mode.configure(converter, representative_dataset, False, float_inputs=False, float_outputs=True)
             if mode.name == "int8":  # SIN, the position arithmetic and the cache copies have no int8 kernels
                 converter.target_spec.supported_ops = [OpsSet.TFLITE_BUILTINS_INT8, OpsSet.TFLITE_BUILTINS]
+                return quantize_selectively(converter)  # attention, rotary angles and cache writes stay float
             return converter.convert()
     except Exception as error:  # the converter's errors list the ops in their text
         graph_nodes = nodes_by_op(function.graph for function in signatures.values())

@@ -133,3 +133,22 @@ def _plain_file(tmp_path):
     x = keras.Input((4,))
     converters.to_tflite(keras.Model(x, keras.layers.Dense(2)(x)), tmp_path / "plain.tflite")
     return tmp_path / "plain.tflite"
+
+
+def test_int8_rotary_file_follows_keras_far_past_the_calibrated_positions(tmp_path):
+    """Rotary angles (position x frequency) are not quantized: calibrated on positions below 16, the file
+    follows Keras's logits to position 200 (an int8 angle is clipped to the calibrated range and, within
+    it, rounded to 1/256 of that range)."""
+    lm = train_lm(language_model(position_encoding="rotary"))
+    path = tmp_path / "rotary_int8.tflite"
+    converters.to_tflite_decoder(
+        lm, path, "int8", representative_data=text(8, 16, seed=1), prefill_length=8, verification_steps=8
+    )
+    tokens = text(1, 200, seed=2)
+    expected = keras.ops.convert_to_numpy(lm(tokens))[0]
+    decoder = LiteRTDecoder(path)
+    got = np.concatenate([decoder(tokens[:, t : t + 1], t)[0] for t in range(tokens.shape[1])])
+    far = slice(100, None)
+    error = np.abs(got[far] - expected[far]).max() / np.abs(expected[far]).max()
+    assert error <= converters.tflite_decoder.INT8_MAX_RELATIVE_ERROR, error
+    assert (got[far].argmax(-1) == expected[far].argmax(-1)).mean() >= 0.9
