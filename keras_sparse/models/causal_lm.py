@@ -278,6 +278,7 @@ class SparseCausalLM(keras.Model):
             ValueError: naming the argument: ids out of range, max_new_tokens < 1, an unseeded sampler with
                 deterministic=True, cache="bounded" with a pattern that cannot be bounded.
             RuntimeError: called inside a tf.function (generate runs eagerly).
+            FloatingPointError: the model gave NaN or infinite logits (a NaN weight, a float16 overflow).
         """
         if not tf.executing_eagerly():
             raise RuntimeError(
@@ -320,11 +321,17 @@ def _static_length(token_ids) -> int:
     """The length of int token ids `(batch, length)`; a ValueError naming `token_ids` for another rank or a
     length unknown at trace time (the sparse kernels plan their blocks for one length)."""
     shape = tuple(token_ids.shape)
-    if len(shape) != 2 or shape[1] is None:
+    if len(shape) != 2:
+        raise invalid_argument("token_ids", "int ids (batch, length): pass a 2-D array", f"token_ids.shape={shape}")
+    if shape[1] is None:
         raise invalid_argument(
             "token_ids",
             "int ids (batch, length) with a length known when traced, as the sparse kernels plan for one length. "
-            "Fix: pass a 2-D array, or trace with a fixed length (tf.TensorSpec((None, length), tf.int32))",
+            "Keras's fit, evaluate and predict each trace one tf.function with reduce_retracing=True, so after a "
+            "call at one length a call at another is traced with the length None. Fix: before each new length set "
+            "`lm.train_function = None` (fit), `lm.test_function = None` (evaluate) or `lm.predict_function = None` "
+            "(predict), or call `lm(token_ids)` directly; in your own tf.function give a fixed length "
+            "(tf.TensorSpec((None, length), tf.int32))",
             f"token_ids.shape={shape}",
         )
     return shape[1]

@@ -120,6 +120,9 @@ def decode(
     `run(token_ids (B, T), position)` returns float logits `(B, T, vocab)` for tokens at `position, ...,
     position + T - 1`, with T either `prefill_length` or 1, and updates its cache. `on_token(position, logits)`
     sees each step's next-token logits `(B, vocab)` (for benchmarks and verification).
+
+    Raises:
+        FloatingPointError: a step's next-token logits are NaN or infinite.
     """
     length = prompt.shape[1]
     position = 0
@@ -132,6 +135,11 @@ def decode(
     tokens = [prompt]
     for step in range(max_new_tokens):
         last = np.asarray(logits)[:, -1]
+        if not np.isfinite(last).all():  # argmax of NaN logits is token 0: never a silent answer
+            raise FloatingPointError(
+                f"The model gave NaN or infinite logits at position {position - 1}, so no token can be drawn. "
+                "Check the model's weights (a NaN weight, an overflow in float16) and its inputs."
+            )
         if on_token is not None:
             on_token(position - 1, last)
         token = draw(last)

@@ -191,3 +191,27 @@ def test_bad_input_names_the_argument():
         lm.generate([1, 2], 3, cache="ring")
     with pytest.raises(ValueError, match="argument `position_encoding`"):
         ks.models.SparseCausalLM(VOCAB, 1, 16, 2, 8, position_encoding="learned")
+
+
+def test_a_second_length_through_fit_and_predict_explains_keras_retracing_and_the_fix_works():
+    lm = ks.models.SparseCausalLM(32, 1, 8, 2, 16, pattern=ks.patterns.SlidingWindow(5, global_tokens=(0,)))
+    lm.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    short, long = np.ones((4, 16), "int32"), np.ones((4, 32), "int32")
+    lm.fit(short, short, verbose=0)
+    with pytest.raises(ValueError, match=r"reduce_retracing.*lm\.train_function = None"):
+        lm.fit(long, long, verbose=0)
+    lm.train_function = None
+    lm.fit(long, long, verbose=0)
+    lm.predict(short, verbose=0)
+    lm.predict_function = None
+    assert lm.predict(long, verbose=0).shape == (4, 32, 32)
+
+
+def test_non_finite_logits_stop_generation_instead_of_drawing_token_zero():
+    lm = ks.models.SparseCausalLM(32, 1, 8, 2, 16, pattern=ks.patterns.SlidingWindow(5, global_tokens=(0,)))
+    lm(np.zeros((1, 8), "int32"))
+    weights = lm.get_weights()
+    weights[3] = weights[3] * np.nan
+    lm.set_weights(weights)
+    with pytest.raises(FloatingPointError, match="NaN or infinite logits at position 2"):
+        lm.generate(np.array([3, 4, 5]), 5)
