@@ -1,6 +1,6 @@
 """Streaming: a character-level causal model on the Python standard library's own source, decoded in constant memory.
 
-    .venv/bin/python examples/streaming/run.py                   # default: a few minutes on 2 CPU cores
+    .venv/bin/python examples/streaming/run.py                   # default: about 10 minutes on 2 CPU cores
     .venv/bin/python examples/streaming/run.py --steps 2000 --generate 65536
 
 Text: the installed interpreter's standard library (`sysconfig.get_paths()["stdlib"]`), files `TRAIN_FILES` for

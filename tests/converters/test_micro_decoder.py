@@ -17,7 +17,7 @@ import keras_sparse as ks
 from converters.micro_decoder import MicroDecoder
 from converters.to_micro import smallest_arena
 from keras_sparse.files import MANIFEST
-from tests.converters.conftest import language_model, text
+from tests.converters.conftest import language_model, text, train_lm
 
 CALIBRATION = text(16, 64, seed=1)
 PROMPT = CALIBRATION[0, :8]
@@ -138,3 +138,14 @@ def test_arguments_that_do_not_apply_to_a_decoder_are_refused(tmp_path):
     with pytest.raises(TypeError, match="quantization"):  # to_micro is int8 only, for every model
         converters.to_micro(lm, tmp_path / "micro", CALIBRATION, quantization="float32")
     assert not (tmp_path / "micro").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("position_encoding", ["rotary", "alibi"])
+def test_rotary_and_alibi_decode_steps_run_on_tflite_micro(position_encoding, tmp_path):
+    lm = train_lm(language_model(position_encoding=position_encoding))
+    bundle = converters.to_micro_decoder(lm, tmp_path / "lm", CALIBRATION, name="lm", verification_steps=STEPS)
+    assert bundle.micro_argmax_agreement == 1.0 and bundle.micro_max_relative_error <= 0.25
+    converters.to_tflite_decoder(lm, tmp_path / "lm.tflite", "int8", representative_data=CALIBRATION, prefill_length=8)
+    micro = converters.generate_micro(tmp_path / "lm/lm_int8.tflite", PROMPT, STEPS)
+    np.testing.assert_array_equal(micro, converters.generate_tflite(tmp_path / "lm.tflite", PROMPT, STEPS))
