@@ -35,9 +35,9 @@ from converters.tflite_decoder import INT8_MAX_RELATIVE_ERROR, calibration_input
 from converters.to_micro import ARENA_MARGIN, check_micro_ops, micro_settings, smallest_arena
 from converters.verification import verify
 from keras_sparse import kernels
-from keras_sparse.files import MANIFEST, check_output_folder, write_folder_atomically
+from keras_sparse.files import MANIFEST, check_output_folder, read_input_file, write_folder_atomically
 from keras_sparse.models import SparseCausalLM
-from keras_sparse.models.decoding import decode, drawer_of, prompt_array
+from keras_sparse.models.decoding import decode, drawer_of, prompt_array, verification_prompt_array
 from keras_sparse.validation import (
     boolean,
     invalid_argument,
@@ -118,7 +118,10 @@ class MicroDecoder:
     """
 
     def __init__(self, model, runtime: str = "micro", arena_size: int = 64 * 2**20):
-        flatbuffer = pathlib.Path(model).read_bytes() if not isinstance(model, (bytes, bytearray)) else bytes(model)
+        if isinstance(model, (bytes, bytearray)):
+            flatbuffer = bytes(model)
+        else:
+            flatbuffer = read_input_file(model, "model", "bundle's <name>_int8.tflite file")
         litert = Interpreter(
             model_content=flatbuffer, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         )
@@ -313,8 +316,10 @@ def to_micro_decoder(
     if data is None or data.ndim != 2 or data.dtype.kind not in "iu":
         shape = None if data is None else f"shape {data.shape}, dtype {data.dtype}"
         raise invalid_argument("representative_data", "int token ids shaped (N, length) for int8 calibration", shape)
-    prompt_array(data, lm.vocab_size)
-    prompt = prompt_array(data[0, :8] if verification_prompt is None else verification_prompt, lm.vocab_size)[:1]
+    prompt_array(data, lm.vocab_size, "representative_data")
+    prompt = verification_prompt_array(
+        data[0, :8] if verification_prompt is None else verification_prompt, lm.vocab_size
+    )
     layout = lm.cache_layout("bounded")
     steps = optional_positive_int("verification_steps", verification_steps) or min(2 * layout.length + 16, 256)
     max_relative_error = number(

@@ -11,7 +11,6 @@ body is quantized.
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 import statistics
 import tempfile
@@ -27,9 +26,9 @@ from converters.float32_copy import low_precision
 from converters.quantization import MODES, OpsSet
 from converters.selective_quantization import quantize_selectively
 from converters.verification import verify
-from keras_sparse.files import check_output_file, write_atomically
+from keras_sparse.files import check_output_file, read_input_file, write_atomically
 from keras_sparse.models import SparseCausalLM
-from keras_sparse.models.decoding import decode, drawer_of, prompt_array
+from keras_sparse.models.decoding import decode, drawer_of, prompt_array, verification_prompt_array
 from keras_sparse.validation import boolean, invalid_argument, number, one_of, optional_positive_int, positive_int
 
 CALIBRATION_STEPS = 200
@@ -89,10 +88,9 @@ class LiteRTDecoder:
     """
 
     def __init__(self, model, num_threads: int = 2):
-        if isinstance(model, (bytes, bytearray)):
-            self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
-        else:
-            self.interpreter = Interpreter(model_path=os.fspath(model), num_threads=num_threads)
+        if not isinstance(model, (bytes, bytearray)):
+            model = read_input_file(model, "path", "decoder .tflite file (to_tflite_decoder)")
+        self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
         signatures = self.interpreter.get_signature_list()
         if not {"prefill", "decode"} <= set(signatures):
             raise invalid_argument(
@@ -338,14 +336,14 @@ def to_tflite_decoder(
             raise invalid_argument(
                 "representative_data", "int token ids shaped (N, length)", f"shape {data.shape}, dtype {data.dtype}"
             )
-        prompt_array(data, lm.vocab_size)
+        prompt_array(data, lm.vocab_size, "representative_data")
     if mode.needs_representative_data and data is None:
         raise invalid_argument(
             "representative_data", f"token ids (N, length) of typical text for {quantization} calibration", "None"
         )
     if verification_prompt is None:
         verification_prompt = data[0, : prefill_length + 1] if data is not None else np.arange(1, 9) % lm.vocab_size
-    prompt = prompt_array(verification_prompt, lm.vocab_size)[:1]
+    prompt = verification_prompt_array(verification_prompt, lm.vocab_size)
     default_steps = min(2 * cache_length + 16, 256) if layout is not None else cache_length - prompt.shape[1]
     steps = optional_positive_int("verification_steps", verification_steps) or default_steps
     if prompt.shape[1] + steps > (cache_length if layout is None else np.inf):

@@ -53,6 +53,26 @@ def check_output_file(path, overwrite: bool = False, argument: str = "path") -> 
     return path
 
 
+def read_input_file(path, argument: str = "path", what: str = "file") -> bytes:
+    """The bytes of an existing file at `path`; a FileNotFoundError or IsADirectoryError naming `argument` and
+    `what` it should be otherwise.
+
+    Example:
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.tflite"
+    >>> _ = path.write_bytes(b"TFL3")
+    >>> read_input_file(path)
+    b'TFL3'
+    """
+    path = _as_path(path, argument)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"`{argument}` {path} is a folder. Give the path of the {what} inside it.")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"`{argument}` {path} does not exist. Give the path of a {what}.")
+    return path.read_bytes()
+
+
 def write_atomically(path, data: bytes, overwrite: bool = False) -> pathlib.Path:
     """Writes `data` to a temporary file beside `path`, then renames it to `path`.
 

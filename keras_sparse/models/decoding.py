@@ -87,24 +87,35 @@ def drawer_of(sampler, deterministic: bool) -> Callable[[np.ndarray], np.ndarray
     return sampler.drawer()
 
 
-def prompt_array(prompt_ids, vocab_size: int) -> np.ndarray:
-    """`prompt_ids` as int32 `(batch, length)` (a 1-D prompt is one batch row), every id in `[0, vocab_size)`."""
+def prompt_array(prompt_ids, vocab_size: int, name: str = "prompt_ids") -> np.ndarray:
+    """`prompt_ids` as int32 `(batch, length)` (a 1-D prompt is one batch row), every id in `[0, vocab_size)`;
+    errors name the argument `name`."""
     prompt = np.asarray(prompt_ids)
     if prompt.ndim == 1:
         prompt = prompt[None]
     if prompt.ndim != 2 or prompt.shape[1] == 0 or prompt.dtype.kind not in "iu":
         raise invalid_argument(
-            "prompt_ids",
+            name,
             "integer token ids shaped (length,) or (batch, length), length >= 1",
-            f"prompt_ids with dtype {prompt.dtype} and shape {prompt.shape}",
+            f"{name} with dtype {prompt.dtype} and shape {prompt.shape}",
         )
     if prompt.min() < 0 or prompt.max() >= vocab_size:
         raise invalid_argument(
-            "prompt_ids",
+            name,
             f"token ids in [0, {vocab_size})",
             f"ids from {prompt.min()} to {prompt.max()}",
         )
     return prompt.astype(np.int32)
+
+
+def verification_prompt_array(verification_prompt, vocab_size: int) -> np.ndarray:
+    """One prompt, int32 `(1, length)`, from `(length,)` or `(1, length)`; errors name `verification_prompt`."""
+    prompt = prompt_array(verification_prompt, vocab_size, "verification_prompt")
+    if prompt.shape[0] != 1:
+        raise invalid_argument(
+            "verification_prompt", "one prompt, int ids shaped (length,)", f"shape {np.shape(verification_prompt)}"
+        )
+    return prompt
 
 
 def decode(

@@ -128,6 +128,10 @@ def test_arguments_that_do_not_apply_to_a_decoder_are_refused(tmp_path):
         converters.to_micro(lm, tmp_path / "micro", CALIBRATION, seq_len=16)
     with pytest.raises(ValueError, match="argument `representative_data`"):
         converters.to_micro(lm, tmp_path / "micro", np.ones((4, 8)))
+    with pytest.raises(ValueError, match=r"argument `representative_data`.*ids from"):
+        converters.to_micro(lm, tmp_path / "micro", CALIBRATION + 1000)
+    with pytest.raises(IsADirectoryError, match="`model` .* is a folder"):
+        converters.generate_micro(tmp_path, [1, 2], 4)
     with pytest.raises(ValueError, match="argument `model`.*float32"):
         keras.mixed_precision.set_global_policy("mixed_float16")
         try:

@@ -123,6 +123,17 @@ def test_bad_input_names_the_argument(tmp_path):
         converters.generate_tflite(path, np.ones((2, 3), "int32"), 4)
     with pytest.raises(ValueError, match="argument `max_new_tokens`"):
         converters.generate_tflite(path, [1, 2], 0)
+    with pytest.raises(FileNotFoundError, match="`path` .*missing.tflite does not exist"):
+        converters.generate_tflite(tmp_path / "missing.tflite", [1, 2], 4)
+    with pytest.raises(IsADirectoryError, match="`path` .* is a folder"):
+        converters.generate_tflite(tmp_path, [1, 2], 4)
+    data = np.full((4, 20), 10_000, "int32")
+    with pytest.raises(ValueError, match=r"argument `representative_data`.*ids from 10000"):
+        converters.to_tflite_decoder(lm, tmp_path / "b.tflite", "int8", representative_data=data)
+    with pytest.raises(ValueError, match=r"argument `verification_prompt`.*token ids in"):
+        converters.to_tflite_decoder(lm, tmp_path / "b.tflite", verification_prompt=[10_000])
+    with pytest.raises(ValueError, match=r"argument `verification_prompt`.*one prompt"):
+        converters.to_tflite_decoder(lm, tmp_path / "b.tflite", verification_prompt=np.ones((2, 3), "int32"))
     with pytest.raises(ValueError, match="argument `sampler`"):
         converters.generate_tflite(path, [1, 2], 3, sampler=ks.models.Sampler(), deterministic=True)
     with pytest.raises(ValueError, match="argument `model`"):
