@@ -423,8 +423,9 @@ README = """# {name}: a keras-sparse causal language model's decode step for TFL
 
 Written by `converters.to_micro` (keras-sparse) from a `SparseCausalLM` with a ring-buffer cache: one call reads
 one token at its position and returns the next-token logits and the updated cache. The cache's size does not
-depend on the position, so the loop below runs for any number of tokens in `kTensorArenaSize` bytes plus the
-model array.
+depend on the position, so the loop below runs in `kTensorArenaSize` bytes plus the model array however long
+it generates, up to position 16,777,215 (the step computes the ring slot in float32, exact below 2^24; the
+loop refuses longer runs).
 
 | file | what |
 |---|---|
@@ -455,8 +456,12 @@ logits of its last token give the first new token.
 
 alignas(16) static uint8_t tensor_arena[kTensorArenaSize];
 
-// Greedy generation: the prompt, then `count` new tokens written to `out`. Returns false on an error.
+constexpr int32_t kMaxPositions = 16777216;  // positions are exact below 2^24
+
+// Greedy generation: the prompt (at least one token), then `count` new tokens written to `out`. Returns false
+// on an error. The cache lives in the interpreter: to resume generation later, keep the interpreter.
 bool Generate(const int32_t* prompt, int prompt_length, int32_t* out, int count) {{
+  if (prompt_length < 1 || count < 0 || prompt_length - 1 + count > kMaxPositions) return false;
   const tflite::Model* model = tflite::GetModel(g_{name}_model_data);
   {Name}OpResolver resolver;
   if (Register{Name}Ops(resolver) != kTfLiteOk) return false;
