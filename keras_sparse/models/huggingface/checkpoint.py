@@ -92,7 +92,12 @@ def read_checkpoint(path) -> Checkpoint:
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{folder} has no config.json: it is not a transformers checkpoint folder.")
-    config = json.loads(config_file.read_text())
+    try:
+        config = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(
+            f"{config_file} is not valid JSON ({error}): the checkpoint folder is damaged. Download it again."
+        ) from None
     weights = {}
     for shard in _weight_files(folder):
         weights.update(_load(shard))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_sparse.layers import LongformerSelfAttention, TokenEmbedding
@@ -30,6 +31,11 @@ def build(checkpoint: Checkpoint, seq_len: int | None, global_tokens: tuple[int,
         raise ValueError(
             f"Received an invalid value for argument `seq_len`: this checkpoint has positions for {longest} tokens. "
             f"Received: seq_len={seq_len}"
+        )
+    if global_tokens is not None and not isinstance(global_tokens, (tuple, list, np.ndarray)):
+        raise ValueError(
+            "Received an invalid value for argument `global_tokens`, expected a tuple of positions such as (0,). "
+            f"Received: global_tokens={global_tokens!r}"
         )
     global_tokens = DEFAULT_GLOBAL_TOKENS if global_tokens is None else tuple(global_tokens)
 

@@ -137,3 +137,12 @@ def test_default_length_is_the_longest_the_positions_allow():
     inputs, _ = cases("big_bird_block_sparse")["unpadded"]
     assert ks.models.from_huggingface(ROOT / "big_bird_block_sparse").inputs[0].shape == (None, 96)
     assert load("big_bird_block_sparse", inputs).inputs[0].shape == (None, 62)
+
+
+def test_a_damaged_config_and_a_bare_global_token_are_named(tmp_path):
+    folder = copy_without("longformer", tmp_path, "config.json")
+    (folder / "config.json").write_text('{"model_type": "longformer",')
+    with pytest.raises(ValueError, match=r"config.json is not valid JSON.*Download it again"):
+        ks.models.from_huggingface(folder)
+    with pytest.raises(ValueError, match=r"argument `global_tokens`.*Received: global_tokens=0"):
+        ks.models.from_huggingface(ROOT / "longformer", seq_len=16, global_tokens=0)
