@@ -1,10 +1,13 @@
 """The streaming example at a tiny size: five models trained, bits per character reported, the int8 file written."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
 import pytest
+
+SCRIPT = pathlib.Path(__file__).parents[2] / "examples/streaming/run.py"
 
 
 @pytest.mark.slow
@@ -42,3 +45,12 @@ def test_streaming_example_writes_its_report_under_out(tmp_path):
         rows = results[name]
         assert rows[-1]["position"] == 256 and len({row["cache_mib"] for row in rows}) == 1  # flat memory
     assert [row["position"] for row in results["dense_full_cache_keras"]] == [128]
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [(["--steps", "0"], "--steps: expected a positive integer"), (["--out", "/proc/nope"], "cannot create")],
+)
+def test_bad_flags_are_named(arguments, message):
+    done = subprocess.run([sys.executable, str(SCRIPT), *arguments], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr
