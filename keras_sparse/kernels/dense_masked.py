@@ -44,6 +44,7 @@ def dense_masked_attention(
     if key_mask is not None:
         full_mask = tf.logical_and(full_mask, key_mask[:, None, None, :])
     if attention_mask is not None:
+        attention_mask = tf.convert_to_tensor(attention_mask)  # an array as before per-head masks, or a tensor
         per_head = attention_mask if attention_mask.shape.rank == 4 else attention_mask[:, None]
         full_mask = tf.logical_and(full_mask, per_head)
     probs = masked_softmax(scores, full_mask)
