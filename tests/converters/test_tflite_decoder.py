@@ -29,7 +29,9 @@ def trained(request, trained_lm):
     return trained_lm if request.param == "sinusoidal" else train_lm(language_model(position_encoding=request.param))
 
 
-@pytest.mark.parametrize("position_encoding", ["sinusoidal", "rotary", "alibi"])
+@pytest.mark.parametrize(
+    "position_encoding", [pytest.param("sinusoidal", marks=pytest.mark.slow), "rotary", "alibi"]
+)  # sinusoidal (the old default) is also exported by the Micro bundle tests
 def test_float32_file_generates_keras_tokens_far_past_the_window(tmp_path, position_encoding):
     lm = language_model(position_encoding=position_encoding)
     lm.token_embedding.embeddings.assign(lm.token_embedding.embeddings * 8.0)  # no near-tie argmaxes
