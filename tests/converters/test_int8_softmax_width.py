@@ -59,6 +59,7 @@ def attention_error_in_int8(tmp_path, name: str, full_integer: bool = True) -> f
     return float(np.abs(predict(path, samples) - expected).mean() / np.abs(expected).mean())
 
 
+@pytest.mark.slow  # 16 s: two int8 conversions of a wide-attention model
 def test_blockwise_softmax_keeps_wide_attention_rows_accurate_in_int8(tmp_path, monkeypatch):
     """Full-integer files take their softmaxes blockwise (keras_sparse.kernels.blockwise_softmax); without it the
     same 1024-wide rows lose their weights."""

@@ -1,6 +1,7 @@
 """Where a local window fails and global blocks succeed: the far-retrieval task at L=256."""
 
 import keras
+import pytest
 
 import keras_sparse as ks
 
@@ -26,6 +27,7 @@ def accuracy(pattern) -> float:
     return model.evaluate(test.inputs, test.labels, verbose=0)[1]
 
 
+@pytest.mark.slow  # 45 s: training two models to retrieve across the sequence
 def test_big_bird_retrieves_across_the_sequence_and_a_window_cannot():
     big_bird = accuracy(ks.patterns.BigBird(block_size=32, num_global_blocks=1, num_random_blocks=1, seed=0))
     window = accuracy(ks.patterns.SlidingWindow(window_size=96, block_size=32))

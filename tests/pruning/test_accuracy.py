@@ -48,6 +48,6 @@ def unpruned(task):
     return accuracy
 
 
-@pytest.mark.parametrize("structure", ["heads", "attention_blocks"])
+@pytest.mark.parametrize("structure", ["heads", pytest.param("attention_blocks", marks=pytest.mark.slow)])
 def test_pruning_to_half_keeps_accuracy_within_two_points(structure, task, unpruned):
     assert trained_accuracy(task, structure) >= unpruned - 0.02

@@ -169,6 +169,7 @@ def test_logger_appends_on_resume_and_writes_tensorboard_scalars(data, tmp_path)
     assert tags == {"sparsity/attention/heads"}
 
 
+@pytest.mark.slow  # 14 s; tests/layers/test_distributed.py keeps a MirroredStrategy fit in the default suite
 def test_pruning_under_mirrored_strategy():
     stdout = run_on_two_devices(
         """
