@@ -37,7 +37,7 @@ from converters.verification import verify
 from keras_sparse import kernels
 from keras_sparse.files import MANIFEST, check_output_folder, read_input_file, write_folder_atomically
 from keras_sparse.models import SparseCausalLM
-from keras_sparse.models.decoding import decode, drawer_of, prompt_array, verification_prompt_array
+from keras_sparse.models.decoding import decode, drawer_of, one_prompt, prompt_array
 from keras_sparse.validation import (
     boolean,
     invalid_argument,
@@ -190,9 +190,7 @@ def generate_micro(
         ValueError: naming the argument (several prompts, ids out of range, max_new_tokens < 1, ...).
     """
     decoder = MicroDecoder(model, runtime)
-    prompt = prompt_array(prompt_ids, int(decoder.outputs["logits"]["shape"][-1]))
-    if prompt.shape[0] != 1:
-        raise invalid_argument("prompt_ids", "one prompt (the file has batch 1)", f"{prompt.shape[0]} prompts")
+    prompt = one_prompt(prompt_ids, int(decoder.outputs["logits"]["shape"][-1]))
     max_new_tokens = positive_int("max_new_tokens", max_new_tokens)
     return decode(decoder, prompt, max_new_tokens, drawer_of(sampler, boolean("deterministic", deterministic)), 1)
 
@@ -317,9 +315,8 @@ def to_micro_decoder(
         shape = None if data is None else f"shape {data.shape}, dtype {data.dtype}"
         raise invalid_argument("representative_data", "int token ids shaped (N, length) for int8 calibration", shape)
     prompt_array(data, lm.vocab_size, "representative_data")
-    prompt = verification_prompt_array(
-        data[0, :8] if verification_prompt is None else verification_prompt, lm.vocab_size
-    )
+    given = data[0, :8] if verification_prompt is None else verification_prompt
+    prompt = one_prompt(given, lm.vocab_size, "verification_prompt")
     layout = lm.cache_layout("bounded")
     steps = optional_positive_int("verification_steps", verification_steps) or min(2 * layout.length + 16, 256)
     max_relative_error = number(

@@ -28,7 +28,7 @@ from converters.selective_quantization import quantize_selectively
 from converters.verification import verify
 from keras_sparse.files import check_output_file, read_input_file, write_atomically
 from keras_sparse.models import SparseCausalLM
-from keras_sparse.models.decoding import decode, drawer_of, prompt_array, verification_prompt_array
+from keras_sparse.models.decoding import decode, drawer_of, one_prompt, prompt_array
 from keras_sparse.validation import boolean, invalid_argument, number, one_of, optional_positive_int, positive_int
 
 CALIBRATION_STEPS = 200
@@ -154,9 +154,7 @@ def generate_tflite(
     """
     decoder = LiteRTDecoder(path, positive_int("num_threads", num_threads))
     vocab_size = int(decoder.decode.get_output_details()["logits"]["shape"][-1])
-    prompt = prompt_array(prompt_ids, vocab_size)
-    if prompt.shape[0] != 1:
-        raise invalid_argument("prompt_ids", "one prompt (the file has batch 1)", f"{prompt.shape[0]} prompts")
+    prompt = one_prompt(prompt_ids, vocab_size)
     max_new_tokens = positive_int("max_new_tokens", max_new_tokens)
     if decoder.max_positions and prompt.shape[1] + max_new_tokens > decoder.max_positions:
         raise invalid_argument(
@@ -343,7 +341,7 @@ def to_tflite_decoder(
         )
     if verification_prompt is None:
         verification_prompt = data[0, : prefill_length + 1] if data is not None else np.arange(1, 9) % lm.vocab_size
-    prompt = verification_prompt_array(verification_prompt, lm.vocab_size)
+    prompt = one_prompt(verification_prompt, lm.vocab_size, "verification_prompt")
     default_steps = min(2 * cache_length + 16, 256) if layout is not None else cache_length - prompt.shape[1]
     steps = optional_positive_int("verification_steps", verification_steps) or default_steps
     if prompt.shape[1] + steps > (cache_length if layout is None else np.inf):

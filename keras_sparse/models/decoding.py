@@ -108,12 +108,13 @@ def prompt_array(prompt_ids, vocab_size: int, name: str = "prompt_ids") -> np.nd
     return prompt.astype(np.int32)
 
 
-def verification_prompt_array(verification_prompt, vocab_size: int) -> np.ndarray:
-    """One prompt, int32 `(1, length)`, from `(length,)` or `(1, length)`; errors name `verification_prompt`."""
-    prompt = prompt_array(verification_prompt, vocab_size, "verification_prompt")
+def one_prompt(prompt_ids, vocab_size: int, name: str = "prompt_ids") -> np.ndarray:
+    """One prompt as int32 `(1, length)`, from `(length,)` or `(1, length)` (a decoder file has batch 1); errors
+    name the argument `name`."""
+    prompt = prompt_array(prompt_ids, vocab_size, name)
     if prompt.shape[0] != 1:
         raise invalid_argument(
-            "verification_prompt", "one prompt, int ids shaped (length,)", f"shape {np.shape(verification_prompt)}"
+            name, "one prompt, ids shaped (length,) (the file has batch 1)", f"{prompt.shape[0]} prompts"
         )
     return prompt
 
